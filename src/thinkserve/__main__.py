@@ -1,0 +1,5 @@
+"""`python -m thinkserve` runs the CLI."""
+
+from thinkserve.cli import main
+
+main()

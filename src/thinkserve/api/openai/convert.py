@@ -1,0 +1,228 @@
+"""Pure conversions between the OpenAI-compatible wire format and thinkserve's core values.
+
+Streaming chunks are written as bytes from pre-built pieces (no model validation per chunk)::
+
+    data: {"choices":[{"delta":{"content":null,"role":"assistant","reasoning_content":""},"index":0,"logprobs":null,"finish_reason":null}],"object":"chat.completion.chunk","usage":null,"created":1745485391,"system_fingerprint":null,"model":"qwen-plus","id":"chatcmpl-..."}
+    data: {"choices":[{"delta":{"content":null,"reasoning_content":"好的"},"index":0,"logprobs":null,"finish_reason":null}],...}
+    data: {"choices":[{"delta":{"content":"你好","reasoning_content":null},"index":0,"logprobs":null,"finish_reason":null}],...}
+    data: {"choices":[{"finish_reason":"stop","delta":{"content":"","reasoning_content":null},"index":0,"logprobs":null}],...}
+    data: {"choices":[],"object":"chat.completion.chunk","usage":{"prompt_tokens":10,...},...}
+    data: [DONE]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from thinkserve.api import params
+from thinkserve.api.openai import schemas
+from thinkserve.core.errors import ErrorKind, InvalidParameter, RateLimited, ThinkserveError
+from thinkserve.core.types import ChatRequest, Message, Usage
+from thinkserve.service import Collected
+
+
+def parse_request(body: bytes) -> tuple[ChatRequest, bool]:
+    """Body bytes -> (request, include_usage); raises ``InvalidParameter`` on any bad input."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidParameter(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidParameter("The request body must be a JSON object.")
+    try:
+        wire = schemas.ChatCompletionRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+    return to_chat_request(wire), bool(wire.stream_options and wire.stream_options.include_usage)
+
+
+def _validation_error(exc: ValidationError) -> InvalidParameter:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "list[")))
+    return InvalidParameter(f"{first['msg']}: {where}" if where else first["msg"], param=where or None)
+
+
+def _text_of(message: schemas.ChatMessage, index: int) -> str:
+    content = message.content
+    if content is None:
+        if message.role == "assistant":
+            return ""
+        raise InvalidParameter(f"messages[{index}].content must not be empty", param="messages")
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for part in content:
+        if part.type != "text" or part.text is None:
+            raise InvalidParameter(
+                f"messages[{index}] has a '{part.type}' part: this model supports text input only.",
+                param="messages",
+            )
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
+    params.check_n(wire.n)
+    if wire.tools:
+        raise params.unsupported("tools")
+    if wire.enable_search:
+        raise params.unsupported("enable_search")
+    if wire.response_format and wire.response_format.get("type") not in (None, "text"):
+        if wire.enable_thinking:
+            raise InvalidParameter(
+                "Json mode response is not supported when enable_thinking is true", param="response_format"
+            )
+        raise params.unsupported("response_format")
+    messages: list[Message] = []
+    for i, m in enumerate(wire.messages):
+        text = _text_of(m, i)
+        if m.role == "user" and not text.strip():
+            raise InvalidParameter(f"messages[{i}].content must not be empty", param="messages")
+        messages.append(Message(role=m.role, content=text, reasoning=m.reasoning_content))
+    stop = (wire.stop,) if isinstance(wire.stop, str) else tuple(wire.stop or ())
+    return ChatRequest(
+        model=wire.model,
+        messages=tuple(messages),
+        stream=bool(wire.stream),
+        enable_thinking=wire.enable_thinking,
+        thinking_budget=wire.thinking_budget,
+        max_tokens=wire.max_tokens if wire.max_tokens is not None else wire.max_completion_tokens,
+        sampling=params.sampling_params(
+            temperature=wire.temperature,
+            top_p=wire.top_p,
+            top_k=wire.top_k,
+            seed=wire.seed,
+            repetition_penalty=wire.repetition_penalty,
+            presence_penalty=wire.presence_penalty,
+        ),
+        stop=stop,
+    )
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+class ChunkWriter:
+    """Builds the SSE lines of one streamed completion; only the delta text is serialized per chunk."""
+
+    def __init__(self, completion_id: str, model: str, created: int, *, thinking: bool) -> None:
+        tail = orjson.dumps(
+            {
+                "object": "chat.completion.chunk",
+                "usage": None,
+                "created": created,
+                "system_fingerprint": None,
+                "model": model,
+                "id": completion_id,
+            }
+        )
+        self._tail = b"," + tail[1:] + b"\n\n"
+        self._meta = orjson.dumps(
+            {"created": created, "system_fingerprint": None, "model": model, "id": completion_id}
+        )[1:]
+        self._thinking = thinking
+        self._reasoning_head = b'data: {"choices":[{"delta":{"content":null,"reasoning_content":'
+        self._answer_head = b'data: {"choices":[{"delta":{"content":'
+        self._answer_mid = b',"reasoning_content":null}' if thinking else b"}"
+        self._choice_tail = b',"index":0,"logprobs":null,"finish_reason":null}]'
+
+    def first(self) -> bytes:
+        delta = (
+            b'{"content":null,"role":"assistant","reasoning_content":""}'
+            if self._thinking
+            else (b'{"content":"","role":"assistant"}')
+        )
+        return b'data: {"choices":[{"delta":' + delta + self._choice_tail + self._tail
+
+    def reasoning(self, text: str) -> bytes:
+        return self._reasoning_head + orjson.dumps(text) + b"}" + self._choice_tail + self._tail
+
+    def answer(self, text: str) -> bytes:
+        return self._answer_head + orjson.dumps(text) + self._answer_mid + self._choice_tail + self._tail
+
+    def finish(self, reason: str) -> bytes:
+        delta = b'{"content":"","reasoning_content":null}' if self._thinking else b'{"content":""}'
+        return (
+            b'data: {"choices":[{"finish_reason":"'
+            + reason.encode()
+            + b'","delta":'
+            + delta
+            + b',"index":0,"logprobs":null}]'
+            + self._tail
+        )
+
+    def usage(self, usage: Usage) -> bytes:
+        return (
+            b'data: {"choices":[],"object":"chat.completion.chunk","usage":'
+            + orjson.dumps(usage_body(usage))
+            + b","
+            + self._meta
+            + b"\n\n"
+        )
+
+    @staticmethod
+    def done() -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+def completion_body(
+    completion_id: str, model: str, created: int, collected: Collected, *, thinking: bool
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": collected.answer}
+    if thinking:
+        message["reasoning_content"] = collected.reasoning
+    return {
+        "choices": [
+            {"message": message, "finish_reason": collected.finished.reason, "index": 0, "logprobs": None}
+        ],
+        "object": "chat.completion",
+        "usage": usage_body(collected.finished.usage),
+        "created": created,
+        "system_fingerprint": None,
+        "model": model,
+        "id": completion_id,
+    }
+
+
+_CODES = {
+    ErrorKind.INVALID_PARAMETER: ("invalid_request_error", "invalid_parameter_error"),
+    ErrorKind.INVALID_API_KEY: ("invalid_request_error", "invalid_api_key"),
+    ErrorKind.MODEL_NOT_FOUND: ("invalid_request_error", "model_not_found"),
+    ErrorKind.NOT_FOUND: ("invalid_request_error", "not_found"),
+    ErrorKind.METHOD_NOT_ALLOWED: ("invalid_request_error", "method_not_allowed"),
+    ErrorKind.TOO_LARGE: ("invalid_request_error", "request_too_large"),
+    ErrorKind.RATE_LIMITED: ("requests", "limit_requests"),
+    ErrorKind.OVERLOADED: ("service_unavailable_error", "service_unavailable"),
+    ErrorKind.INTERNAL: ("internal_error", "internal_error"),
+}
+_THROTTLING = {
+    "Throttling.RateQuota": "limit_requests",
+    "Throttling.BurstRate": "limit_burst_rate",
+    "Throttling.AllocationQuota": "insufficient_quota",
+}
+
+
+def error_body(error: ThinkserveError, request_id: str) -> dict[str, Any]:
+    """``{"error":{"message","type","param","code"},"request_id"}``."""
+    kind, code = _CODES[error.kind]
+    if isinstance(error, RateLimited):
+        code = _THROTTLING.get(error.code, code)
+    return {
+        "error": {"message": error.message, "type": kind, "param": error.param, "code": code},
+        "request_id": request_id,
+    }
+
+
+def error_frame(error: ThinkserveError, request_id: str) -> bytes:
+    """The same error as an SSE event, once the stream has started."""
+    return b"data: " + orjson.dumps(error_body(error, request_id)) + b"\n\n"

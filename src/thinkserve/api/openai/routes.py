@@ -1,0 +1,125 @@
+"""OpenAI-compatible routes: auth -> convert -> service -> frames (imports api, service, platform)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from thinkserve.api.errors import retry_headers, status_of
+from thinkserve.api.http import json_response, new_request_id, read_body
+from thinkserve.api.openai import convert
+from thinkserve.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
+from thinkserve.core.errors import EngineFailure, ModelNotFound, ThinkserveError
+from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
+from thinkserve.platform.gate import metered
+from thinkserve.service import fold
+from thinkserve.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: ThinkserveError, request_id: str) -> Response:
+    return json_response(convert.error_body(error, request_id), status_of(error), retry_headers(error))
+
+
+async def chat_completions(request: Request) -> Response:
+    state: AppState = request.app.state.thinkserve
+    request_id = new_request_id()
+    try:
+        principal = await state.gate.authenticate(
+            request.headers.get("authorization"), request.headers.get("x-dashscope-workspace")
+        )
+        body = await read_body(request, state.settings.max_body_bytes)
+        chat, include_usage = convert.parse_request(body)
+        plan = state.service.prepare(chat)
+        admission = await state.gate.admit(principal, chat.model, len(plan.prompt.tokens))
+        events = metered(state.gate, admission, plan.thinking, state.service.stream(plan))
+        # Pull the first event before answering, so that engine errors (e.g. overload) still
+        # get their own status code.
+        first = await anext(events)
+    except ThinkserveError as error:
+        return error_response(error, request_id)
+    completion_id = f"chatcmpl-{uuid.uuid4()}"
+    created = int(time.time())
+    if not chat.stream:
+        try:
+            collected = await fold(_chain(first, events))
+        except ThinkserveError as error:
+            return error_response(error, request_id)
+        body_out = convert.completion_body(
+            completion_id, chat.model, created, collected, thinking=plan.thinking
+        )
+        return json_response(body_out)
+    writer = convert.ChunkWriter(completion_id, chat.model, created, thinking=plan.thinking)
+    return StreamingResponse(
+        _frames(writer, _chain(first, events), include_usage, request_id),
+        media_type=SSE_MEDIA_TYPE,
+        headers=SSE_HEADERS,
+    )
+
+
+async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+async def _frames(
+    writer: convert.ChunkWriter, events: AsyncIterator[Event], include_usage: bool, request_id: str
+) -> AsyncIterator[bytes]:
+    yield writer.first()
+    try:
+        async for event in events:
+            if isinstance(event, ReasoningDelta):
+                yield writer.reasoning(event.text)
+            elif isinstance(event, AnswerDelta):
+                yield writer.answer(event.text)
+            elif isinstance(event, Finished):
+                yield writer.finish(event.reason)
+                if include_usage:
+                    yield writer.usage(event.usage)
+        yield writer.done()
+    except ThinkserveError as error:
+        yield convert.error_frame(error, request_id)
+    except Exception:
+        log.exception("stream %s failed", request_id)
+        yield convert.error_frame(EngineFailure("The model failed while generating."), request_id)
+
+
+async def list_models(request: Request) -> Response:
+    state: AppState = request.app.state.thinkserve
+    try:
+        await state.gate.authenticate(request.headers.get("authorization"), None)
+    except ThinkserveError as error:
+        return error_response(error, new_request_id())
+    return json_response({"object": "list", "data": [state.model_card(n) for n in state.service.models]})
+
+
+async def get_model(request: Request) -> Response:
+    state: AppState = request.app.state.thinkserve
+    request_id = new_request_id()
+    try:
+        await state.gate.authenticate(request.headers.get("authorization"), None)
+        name = request.path_params["model"]
+        if name not in state.service.models:
+            raise ModelNotFound(name)
+    except ThinkserveError as error:
+        return error_response(error, request_id)
+    return json_response(state.model_card(name))
+
+
+def routes() -> list[BaseRoute]:
+    out: list[BaseRoute] = []
+    for prefix in ("/compatible-mode/v1", "/v1"):
+        out += [
+            Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
+            Route(f"{prefix}/models", list_models, methods=["GET"]),
+            Route(f"{prefix}/models/{{model:path}}", get_model, methods=["GET"]),
+        ]
+    return out

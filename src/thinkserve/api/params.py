@@ -1,0 +1,56 @@
+"""Range checks shared by both dialects, with Model Studio's messages (imports core).
+
+Both dialects name these parameters the same way, so the messages can name them too.
+"""
+
+from __future__ import annotations
+
+from thinkserve.core.errors import InvalidParameter
+from thinkserve.core.types import SamplingParams
+
+_DEFAULT = SamplingParams()
+
+
+def sampling_params(
+    *,
+    temperature: float | None,
+    top_p: float | None,
+    top_k: int | None,
+    seed: int | None,
+    repetition_penalty: float | None,
+    presence_penalty: float | None,
+) -> SamplingParams:
+    """Validate and fill defaults; raises ``InvalidParameter`` with the cloud's wording."""
+    if temperature is not None and not 0.0 <= temperature < 2.0:
+        raise InvalidParameter("Temperature should be in [0.0, 2.0)", param="temperature")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise InvalidParameter("Range of top_p should be (0.0, 1.0]", param="top_p")
+    if top_k is not None and top_k < 0:
+        raise InvalidParameter("Parameter top_k be greater than or equal to 0", param="top_k")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise InvalidParameter("Range of seed should be [0, 9223372036854775807]", param="seed")
+    if repetition_penalty is not None and repetition_penalty <= 0:
+        raise InvalidParameter("Repetition_penalty should be greater than 0.0", param="repetition_penalty")
+    if presence_penalty is not None and not -2.0 <= presence_penalty <= 2.0:
+        raise InvalidParameter("Presence_penalty should be in [-2.0, 2.0]", param="presence_penalty")
+    return SamplingParams(
+        temperature=_DEFAULT.temperature if temperature is None else temperature,
+        top_p=_DEFAULT.top_p if top_p is None else top_p,
+        # Model Studio: top_k of 0 or above 100 disables top-k.
+        top_k=_DEFAULT.top_k if top_k is None else (0 if top_k > 100 else top_k),
+        seed=seed,
+        repetition_penalty=_DEFAULT.repetition_penalty if repetition_penalty is None else repetition_penalty,
+        presence_penalty=_DEFAULT.presence_penalty if presence_penalty is None else presence_penalty,
+    )
+
+
+def check_n(n: int | None) -> None:
+    if n is not None and not 1 <= n <= 4:
+        raise InvalidParameter("Range of n should be [1, 4]", param="n")
+    if n is not None and n > 1:
+        raise InvalidParameter("thinkserve answers one choice per request: n must be 1", param="n")
+
+
+def unsupported(name: str) -> InvalidParameter:
+    """A parameter Model Studio has and thinkserve does not serve yet: say so, never ignore it."""
+    return InvalidParameter(f"The {name} parameter is not supported by thinkserve yet.", param=name)

@@ -1,0 +1,92 @@
+"""The app factory: everything is built here, nothing at import time (imports every layer)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from thinkserve.api.http import json_response, new_request_id
+from thinkserve.api.openai import routes as openai_routes
+from thinkserve.config import Settings
+from thinkserve.core.errors import EngineFailure, MethodNotAllowed, RouteNotFound, ThinkserveError
+from thinkserve.engine.registry import build_engine, model_file
+from thinkserve.platform.gate import Gate, StaticKeys
+from thinkserve.service import GenerationService, Runtime
+from thinkserve.state import AppState
+from thinkserve.thinking.chat_format import ChatFormat
+
+log = logging.getLogger(__name__)
+
+
+def render_error(request: Request, error: ThinkserveError) -> Response:
+    """An error outside a route, in the dialect of the URL."""
+    return openai_routes.error_response(error, new_request_id())
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return render_error(request, MethodNotAllowed(f"Method {request.method} is not allowed here."))
+    return render_error(request, RouteNotFound(f"No route for {request.method} {request.url.path}."))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return render_error(request, EngineFailure("The server failed to process the request."))
+
+
+async def health(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtimes: Mapping[str, Runtime] | None = None,
+    gate: Gate | None = None,
+) -> Starlette:
+    """Build the ASGI app. Engines given in ``runtimes`` are used as is (tests); otherwise the
+    engines named by the settings are loaded at startup and closed at shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loaded: dict[str, Runtime] = dict(runtimes or {})
+        files: dict[str, str] = {}
+        owned = []
+        try:
+            if runtimes is None:
+                for name, spec in settings.engines.items():
+                    path = model_file(spec, settings.data_dir)
+                    files[name] = path.name
+                    log.info("loading engine %s from %s", name, path)
+                    engine = await build_engine(spec, path)
+                    owned.append(engine)
+                    loaded[name] = Runtime(engine, ChatFormat(engine.tokenizer))
+            service = GenerationService(settings.models, loaded)
+            app.state.thinkserve = AppState(
+                settings=settings,
+                service=service,
+                gate=gate or StaticKeys(settings.api_keys),
+                created=int(time.time()),
+                model_files=files,
+            )
+            yield
+        finally:
+            for engine in owned:
+                await engine.aclose()
+
+    routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]
+    routes += openai_routes.routes()
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
+    )

@@ -1,0 +1,78 @@
+"""Command line: ``thinkserve serve [--host] [--port] [--model PATH] [--config FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from thinkserve.config import Settings, load_settings
+from thinkserve.models.catalogue import ConfigError
+
+log = logging.getLogger("thinkserve")
+
+
+def _ensure_key(settings: Settings) -> Settings:
+    """With no key configured, create one (kept in the data folder) and tell the user."""
+    if settings.api_keys:
+        return settings
+    key_file = settings.data_dir / "api-key"
+    if key_file.exists():
+        key = key_file.read_text().strip()
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key = "sk-" + secrets.token_hex(24)
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+    sys.stderr.write(
+        f"\nNo API key configured: use this one (kept in {key_file}):\n\n"
+        f"    export DASHSCOPE_API_KEY={key}\n\n"
+    )
+    return replace(settings, api_keys=(key,))
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from thinkserve.app import create_app
+
+    try:
+        settings = load_settings(args.config, host=args.host, port=args.port, model=args.model)
+    except (ConfigError, OSError, ValueError) as exc:
+        log.error("invalid configuration: %s", exc)
+        return 2
+    settings = _ensure_key(settings)
+    app = create_app(settings)
+    sys.stderr.write(
+        f"thinkserve on http://{settings.host}:{settings.port}\n"
+        f"  OpenAI-compatible: http://{settings.host}:{settings.port}/compatible-mode/v1\n"
+        f"  DashScope:         http://{settings.host}:{settings.port}/api/v1/\n"
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thinkserve", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("THINKSERVE_LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the server")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--model", default=None, help="a GGUF file that serves every model name")
+    p.add_argument("--config", type=Path, default=None, help="a TOML config file")
+    p.set_defaults(func=serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sys.exit(args.func(args))

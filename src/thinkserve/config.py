@@ -1,0 +1,125 @@
+"""Server settings: built-in catalogue + optional TOML file + environment + CLI flags.
+
+A config file looks like::
+
+    [server]
+    host = "127.0.0.1"
+    port = 8000
+    api_keys = ["sk-local-1"]
+
+    [engines.default]            # the engine every catalogue name uses unless told otherwise
+    model = "/models/Qwen3-8B-Q4_K_M.gguf"
+    n_ctx = 16384
+    n_seq = 8
+
+    [engines.small]
+    model = "/models/Qwen3-0.6B-Q8_0.gguf"
+
+    [models."qwen3-0.6b"]        # override a catalogue entry ...
+    engine = "small"
+
+    [models."my-reasoner"]       # ... or add a name
+    engine = "small"
+    mode = "thinking_only"
+    non_stream = true
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from thinkserve.models.catalogue import ConfigError, ModelSpec, load_catalogue, spec_from_table
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    """One loaded model file and how to run it."""
+
+    name: str
+    kind: str = "llamacpp"
+    model: str | None = None
+    """GGUF path; None means the embedded default model (assembled on first start)."""
+    n_ctx: int = 8192
+    n_seq: int = 8
+    n_threads: int | None = None
+    max_queue: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: tuple[str, ...] = ()
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    max_body_bytes: int = 8 * 1024 * 1024
+    engines: dict[str, EngineSpec] = field(default_factory=lambda: {"default": EngineSpec("default")})
+    models: dict[str, ModelSpec] = field(default_factory=load_catalogue)
+
+
+def default_data_dir() -> Path:
+    """``$THINKSERVE_HOME``, else ``$XDG_CACHE_HOME/thinkserve``, else ``~/.cache/thinkserve``."""
+    if home := os.environ.get("THINKSERVE_HOME"):
+        return Path(home)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "thinkserve"
+
+
+_ENGINE_KEYS = {"kind": str, "model": str, "n_ctx": int, "n_seq": int, "n_threads": int, "max_queue": int}
+
+
+def _engine_from_table(name: str, table: dict[str, Any]) -> EngineSpec:
+    changes: dict[str, Any] = {}
+    for key, value in table.items():
+        expected = _ENGINE_KEYS.get(key)
+        if expected is None:
+            raise ConfigError(f"unknown key {key!r} in engine {name!r}")
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(f"bad value {value!r} for {key!r} in engine {name!r}")
+        changes[key] = value
+    return replace(EngineSpec(name), **changes)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    model: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Merge the sources; later ones win: catalogue, file, environment, flags."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        data = tomllib.loads(config_file.read_text("utf-8"))
+    server = data.get("server", {})
+    engines = {"default": EngineSpec("default")}
+    for name, table in data.get("engines", {}).items():
+        engines[name] = _engine_from_table(name, table)
+    models = load_catalogue()
+    for name, table in data.get("models", {}).items():
+        models[name] = spec_from_table(name, table, models.get(name))
+    for spec in models.values():
+        if spec.engine not in engines:
+            raise ConfigError(f"model {spec.name!r} uses unknown engine {spec.engine!r}")
+    if model is not None:
+        # --model: every served name uses that GGUF.
+        engines = {"default": replace(engines["default"], model=model)}
+        models = {name: replace(spec, engine="default") for name, spec in models.items()}
+    keys = tuple(server.get("api_keys", ()))
+    if env_keys := env.get("THINKSERVE_API_KEYS"):
+        keys = tuple(k.strip() for k in env_keys.split(",") if k.strip())
+    data_dir = Path(server["data_dir"]) if "data_dir" in server else default_data_dir()
+    return Settings(
+        host=host or server.get("host", "127.0.0.1"),
+        port=port if port is not None else int(server.get("port", 8000)),
+        api_keys=keys,
+        data_dir=data_dir,
+        max_body_bytes=int(server.get("max_body_bytes", 8 * 1024 * 1024)),
+        engines=engines,
+        models=models,
+    )

@@ -1,0 +1,67 @@
+"""Internal request and usage values shared by every layer (imports nothing from thinkserve).
+
+Wire names (``reasoning_content``, ``prompt_tokens`` ...) never appear here: each dialect's
+``convert`` module maps them onto these values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FinishReason = Literal["stop", "length"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How the next token is drawn. Defaults are Qwen3's recommended thinking-mode values."""
+
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 20
+    seed: int | None = None
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One conversation turn, text only."""
+
+    role: Role
+    content: str
+    reasoning: str | None = None
+    """The reasoning of an earlier assistant turn, when the client sends it back."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A chat request as both dialects understand it, before any model-specific decision."""
+
+    model: str
+    messages: tuple[Message, ...]
+    stream: bool
+    enable_thinking: bool | None = None
+    thinking_budget: int | None = None
+    max_tokens: int | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one generation.
+
+    ``completion_tokens`` counts every token the model sampled (reasoning, answer and the think
+    tags it wrote); tokens the server injected to end thinking at the budget are not counted.
+    """
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

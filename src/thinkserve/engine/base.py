@@ -1,0 +1,145 @@
+"""The engine protocol: token ids in, an async stream of token events out (imports only core).
+
+Narrow on purpose, so that llama.cpp in-process, vLLM's AsyncLLM and a remote completions server
+all fit behind it:
+
+- ``submit(EngineRequest) -> Sequence``: starts decoding a tokenized prompt;
+- ``Sequence`` is an async iterator of ``TokenEvent``, then either ``Paused`` or ``EngineFinished``;
+- after ``Paused`` the consumer calls ``Sequence.resume(tokens)``: the engine appends those tokens to
+  the *same* sequence (in-process engines keep the KV cache; remote ones resend the prefix and rely
+  on prefix caching) and goes on sampling;
+- ``Sequence.cancel()`` stops it; the engine frees its slot within one decode step;
+- ``tokenizer`` gives the model's own tokenizer and chat template.
+
+Thinking semantics stay above this line: the engine only knows "pause after N sampled tokens
+unless a marker appeared first" (``Checkpoint``), which is all a thinking budget needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from thinkserve.core.types import SamplingParams
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Pause a sequence after ``limit`` sampled tokens, unless a marker was sampled first.
+
+    The marker is a token id (``until_token``, for tokenizers with a ``</think>`` token) or a
+    text (``until_text``, matched on the detokenized output). Once the marker is seen the
+    checkpoint is disarmed and decoding runs on to ``max_tokens``.
+    """
+
+    limit: int
+    until_token: int | None = None
+    until_text: str | None = None
+    on_end: bool = False
+    """Also pause (instead of finishing) if an end-of-generation token is sampled while armed;
+    that token is dropped, not emitted nor kept in the sequence. Prompted thinking uses it to
+    close a think block the model forgot to close."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRequest:
+    """A tokenized prompt and how to continue it."""
+
+    request_id: str
+    prompt: Seq[int]
+    sampling: SamplingParams
+    max_tokens: int
+    """Cap on sampled tokens (injected tokens do not count)."""
+    checkpoint: Checkpoint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """One token added to the sequence.
+
+    ``text`` is the newly decodable text: "" while a multi-byte UTF-8 character is still
+    incomplete, and it may carry several characters once it completes.
+    """
+
+    token: int
+    text: str
+    injected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """The checkpoint fired; the sequence waits for ``resume``."""
+
+    at_end: bool = False
+    """True when it fired on an end-of-generation token (``Checkpoint.on_end``), not the limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFinished:
+    """The sequence ended. ``stop``: an end-of-generation token; ``length``: ``max_tokens``."""
+
+    reason: Literal["stop", "length"]
+    prompt_tokens: int
+    cached_tokens: int
+    """Prompt tokens that were reused from the KV cache instead of being evaluated."""
+    sampled_tokens: int
+
+
+EngineEvent = TokenEvent | Paused | EngineFinished
+
+
+class Sequence(Protocol):
+    """A running generation. Iterate it; ``cancel`` is idempotent and safe from any task."""
+
+    def __aiter__(self) -> AsyncIterator[EngineEvent]: ...
+
+    def resume(self, tokens: Seq[int]) -> None:
+        """Append ``tokens`` after a ``Paused`` and continue sampling."""
+        ...
+
+    def cancel(self) -> None: ...
+
+
+class Tokenizer(Protocol):
+    """The model's tokenizer and chat template."""
+
+    def encode(self, text: str, *, special: bool = True) -> list[int]:
+        """Tokenize; ``special`` parses special-token text such as ``<|im_start|>``."""
+        ...
+
+    def decode(self, tokens: Seq[int]) -> str: ...
+
+    def token_id(self, text: str) -> int | None:
+        """The id of ``text`` if it is exactly one token (e.g. ``<think>``), else None."""
+        ...
+
+    @property
+    def chat_template(self) -> str | None:
+        """The Jinja chat template from the model file, if any."""
+        ...
+
+    @property
+    def bos_token(self) -> str: ...
+
+    @property
+    def eos_token(self) -> str: ...
+
+
+class Engine(Protocol):
+    """A loaded model that decodes sequences."""
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    def context_length(self) -> int:
+        """Maximum prompt + generated tokens of one sequence."""
+        ...
+
+    def submit(self, request: EngineRequest) -> Sequence:
+        """Queue a sequence; raises ``core.errors.Overloaded`` when the queue is full."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,215 @@
+"""A scripted engine for API-level tests and gateway benchmarks (imports core, engine.base).
+
+It speaks the real protocol (checkpoints, pause/resume, cancel, prefix "cache") over a toy
+tokenizer with one token per character, plus the special tokens of a Qwen3-style chat template.
+The reply is scripted: with thinking on it writes ``<think>\\n{reasoning}\\n</think>\\n\\n{answer}``
+then ``<|im_end|>``; with the template's thinking-off prompt it writes only the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass, field
+
+from thinkserve.core.errors import Overloaded
+from thinkserve.engine.base import (
+    EngineEvent,
+    EngineFinished,
+    EngineRequest,
+    Paused,
+    TokenEvent,
+)
+
+SPECIALS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>", "<|endoftext|>")
+_OFFSET = 16
+_SPECIAL_BASE = 0x110000 + _OFFSET
+
+FAKE_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}"
+    "{% endif %}"
+)
+
+
+class FakeTokenizer:
+    """One token per character; the special tokens are single tokens."""
+
+    def __init__(self, template: str | None = FAKE_TEMPLATE) -> None:
+        self._template = template
+        self._specials = {s: _SPECIAL_BASE + i for i, s in enumerate(SPECIALS)}
+        self._names = {v: k for k, v in self._specials.items()}
+
+    def encode(self, text: str, *, special: bool = True) -> list[int]:
+        out: list[int] = []
+        i = 0
+        while i < len(text):
+            if special and text[i] == "<":
+                hit = next((s for s in SPECIALS if text.startswith(s, i)), None)
+                if hit is not None:
+                    out.append(self._specials[hit])
+                    i += len(hit)
+                    continue
+            out.append(ord(text[i]) + _OFFSET)
+            i += 1
+        return out
+
+    def decode(self, tokens: Seq[int]) -> str:
+        return "".join(self.piece(t) for t in tokens)
+
+    def piece(self, token: int) -> str:
+        return self._names.get(token) or chr(token - _OFFSET)
+
+    def token_id(self, text: str) -> int | None:
+        return self._specials.get(text)
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._template
+
+    @property
+    def bos_token(self) -> str:
+        return ""
+
+    @property
+    def eos_token(self) -> str:
+        return "<|im_end|>"
+
+    def is_end(self, token: int) -> bool:
+        return token in (self._specials["<|im_end|>"], self._specials["<|endoftext|>"])
+
+
+@dataclass(slots=True)
+class FakeStats:
+    submitted: int = 0
+    cancelled: int = 0
+    prompt_tokens_evaluated: int = 0
+    resumed: int = 0
+    active: int = 0
+    prompts: list[list[int]] = field(default_factory=list)
+
+
+class FakeSequence:
+    def __init__(self, engine: FakeEngine, request: EngineRequest, script: list[int], cached: int) -> None:
+        self._engine = engine
+        self._request = request
+        self._script = script
+        self._cached = cached
+        self._cancelled = False
+        self._resume: asyncio.Queue[list[int]] = asyncio.Queue()
+
+    def cancel(self) -> None:
+        if not self._cancelled:
+            self._cancelled = True
+            self._engine.stats.cancelled += 1
+
+    def resume(self, tokens: Seq[int]) -> None:
+        self._engine.stats.resumed += 1
+        self._resume.put_nowait(list(tokens))
+
+    async def __aiter__(self) -> AsyncIterator[EngineEvent]:
+        engine, request, tok = self._engine, self._request, self._engine.tokenizer
+        engine.stats.active += 1
+        try:
+            sampled = 0
+            armed = request.checkpoint
+            text = ""
+            script = self._script
+            i = 0
+            while i < len(script):
+                if self._cancelled:
+                    return
+                token = script[i]
+                if armed is not None and sampled >= armed.limit:
+                    yield Paused()
+                    injected = await self._resume.get()
+                    for t in injected:
+                        yield TokenEvent(t, tok.piece(t), injected=True)
+                    armed = None
+                    # Continue with the answer part of the script, as a model would.
+                    end = tok.token_id("</think>")
+                    i = script.index(end) + 1 if end in script else i
+                    while i < len(script) and tok.piece(script[i]) in "\n":
+                        i += 1
+                    continue
+                if tok.is_end(token) or sampled >= request.max_tokens:
+                    break
+                if engine.delay:
+                    await asyncio.sleep(engine.delay)
+                else:
+                    await asyncio.sleep(0)
+                sampled += 1
+                piece = tok.piece(token)
+                text += piece
+                if armed is not None and (
+                    token == armed.until_token or (armed.until_text and armed.until_text in text)
+                ):
+                    armed = None
+                yield TokenEvent(token, piece)
+                i += 1
+            cut = sampled >= request.max_tokens and i < len(script)
+            yield EngineFinished("length" if cut else "stop", len(request.prompt), self._cached, sampled)
+        finally:
+            engine.stats.active -= 1
+
+
+class FakeEngine:
+    """Scripted replies; ``delay`` seconds between tokens (0: as fast as the event loop goes)."""
+
+    def __init__(
+        self,
+        *,
+        reasoning: str = "The user asks something simple. I will answer briefly.",
+        answer: str = "Hello! I am a helpful assistant.",
+        delay: float = 0.0,
+        context_length: int = 4096,
+        max_queue: int = 1000,
+    ) -> None:
+        self.reasoning = reasoning
+        self.answer = answer
+        self.delay = delay
+        self.max_queue = max_queue
+        self._tok = FakeTokenizer()
+        self._context = context_length
+        self._history: list[list[int]] = []
+        self.stats = FakeStats()
+
+    @property
+    def tokenizer(self) -> FakeTokenizer:
+        return self._tok
+
+    @property
+    def context_length(self) -> int:
+        return self._context
+
+    def submit(self, request: EngineRequest) -> FakeSequence:
+        if self.stats.active >= self.max_queue:
+            raise Overloaded("The engine queue is full; retry later.")
+        self.stats.submitted += 1
+        prompt = list(request.prompt)
+        cached = max((_common(prompt, old) for old in self._history), default=0)
+        self._history.append(prompt)
+        self.stats.prompt_tokens_evaluated += len(prompt) - cached
+        thinking_off = self._tok.decode(prompt[-4:]).endswith("</think>\n\n")
+        opened = self._tok.decode(prompt[-3:]).rstrip().endswith("<think>")
+        if thinking_off:
+            reply = f"{self.answer}<|im_end|>"
+        elif opened:
+            reply = f"{self.reasoning}\n</think>\n\n{self.answer}<|im_end|>"
+        else:
+            reply = f"<think>\n{self.reasoning}\n</think>\n\n{self.answer}<|im_end|>"
+        return FakeSequence(self, request, self._tok.encode(reply), cached)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return min(n, len(a) - 1)

@@ -1,0 +1,1 @@
+"""Keys, limits and metering around the models (imports core)."""

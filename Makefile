@@ -18,8 +18,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed-dev: $(VENV)/.installed
+# Dev tools, plus the Node `openai` package for the Node SDK test (skipped without Node.js).
+$(VENV)/.installed-dev: $(VENV)/.installed tests/node/package-lock.json
 	$(BIN)/pip install -e '.[default-model,dev]'
+	if command -v npm >/dev/null; then cd tests/node && npm ci --no-audit --no-fund; fi
 	touch $@
 
 install-dev: $(VENV)/.installed-dev

@@ -71,9 +71,9 @@ def stop(running: _Running) -> None:
     running.thread.join(timeout=30)
 
 
-def app_with(engine: Engine, *, settings: Settings | None = None, models: Mapping[str, object] | None = None) -> (
-    Starlette
-):
+def app_with(
+    engine: Engine, *, settings: Settings | None = None, models: Mapping[str, object] | None = None
+) -> Starlette:
     base = settings or Settings(api_keys=(API_KEY,))
     if models is not None:
         base = replace(base, models={**base.models, **models})  # type: ignore[dict-item]

@@ -13,12 +13,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from thinkserve.api import admin as admin_routes
+from thinkserve.api.dashscope import routes as dashscope_routes
 from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.openai import routes as openai_routes
 from thinkserve.config import Settings
 from thinkserve.core.errors import EngineFailure, MethodNotAllowed, RouteNotFound, ThinkserveError
 from thinkserve.engine.registry import build_engine, model_file
-from thinkserve.platform.gate import Gate, StaticKeys
+from thinkserve.monitor.metrics import Metrics
+from thinkserve.platform.gate import Gate
+from thinkserve.platform.platform_gate import PlatformGate
 from thinkserve.service import GenerationService, Runtime
 from thinkserve.state import AppState
 from thinkserve.thinking.chat_format import ChatFormat
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 def render_error(request: Request, error: ThinkserveError) -> Response:
     """An error outside a route, in the dialect of the URL."""
+    if request.url.path.startswith("/api/v1/"):
+        return dashscope_routes.error_response(error, new_request_id())
     return openai_routes.error_response(error, new_request_id())
 
 
@@ -54,13 +60,18 @@ def create_app(
     gate: Gate | None = None,
 ) -> Starlette:
     """Build the ASGI app. Engines given in ``runtimes`` are used as is (tests); otherwise the
-    engines named by the settings are loaded at startup and closed at shutdown."""
+    engines named by the settings are loaded at startup and closed at shutdown. Without ``gate``,
+    the platform (keys, limits, metering; platform.platform_gate) is started from the settings."""
+    metrics = Metrics()
+    engines: dict[str, object] = {}
+    metrics.watch_engines(lambda: engines)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loaded: dict[str, Runtime] = dict(runtimes or {})
         files: dict[str, str] = {}
         owned = []
+        platform: PlatformGate | None = None
         try:
             if runtimes is None:
                 for name, spec in settings.engines.items():
@@ -71,10 +82,14 @@ def create_app(
                     owned.append(engine)
                     loaded[name] = Runtime(engine, ChatFormat(engine.tokenizer))
             service = GenerationService(settings.models, loaded)
+            engines.update({name: runtime.engine for name, runtime in loaded.items()})
+            active = gate
+            if active is None:
+                active = platform = await PlatformGate.start(settings, metrics=metrics)
             app.state.thinkserve = AppState(
                 settings=settings,
                 service=service,
-                gate=gate or StaticKeys(settings.api_keys),
+                gate=active,
                 created=int(time.time()),
                 model_files=files,
             )
@@ -82,11 +97,17 @@ def create_app(
         finally:
             for engine in owned:
                 await engine.aclose()
+            if platform is not None:
+                await platform.aclose()
 
     routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]
     routes += openai_routes.routes()
-    return Starlette(
+    routes += dashscope_routes.routes()
+    routes += admin_routes.routes()
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
     )
+    app.state.metrics = metrics
+    return app

@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from thinkserve import cli_platform
 from thinkserve.config import Settings, load_settings
 from thinkserve.models.catalogue import ConfigError
 
@@ -45,7 +46,7 @@ def serve(args: argparse.Namespace) -> int:
     except (ConfigError, OSError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
-    settings = _ensure_key(settings)
+    settings = _ensure_key(cli_platform.with_flags(settings, args))
     app = create_app(settings)
     sys.stderr.write(
         f"thinkserve on http://{settings.host}:{settings.port}\n"
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="a GGUF file that serves every model name")
     p.add_argument("--config", type=Path, default=None, help="a TOML config file")
     p.set_defaults(func=serve)
+    cli_platform.register(sub, serve=p)
     return parser
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from thinkserve.models.catalogue import ConfigError, ModelSpec, load_catalogue, spec_from_table
+from thinkserve.platform.billing import Price, PriceError, parse_prices
+from thinkserve.platform.limits import Limits, LimitsError, parse_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,14 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     engines: dict[str, EngineSpec] = field(default_factory=lambda: {"default": EngineSpec("default")})
     models: dict[str, ModelSpec] = field(default_factory=load_catalogue)
+    database_url: str | None = None
+    """Platform store; None: SQLite in ``data_dir`` (``[server] database_url``, THINKSERVE_DATABASE_URL)."""
+    redis_url: str | None = None
+    """Shared rate limits across processes (``[server] redis_url``, THINKSERVE_REDIS_URL)."""
+    limits: dict[str, Limits] = field(default_factory=dict)
+    """``[limits."MODEL"]``: per key and model; ``"*"`` for the rest (see platform.limits)."""
+    prices: dict[str, Price] = field(default_factory=dict)
+    """``[prices."MODEL"]``, per million tokens (see platform.billing)."""
 
 
 def default_data_dir() -> Path:
@@ -122,4 +132,15 @@ def load_settings(
         max_body_bytes=int(server.get("max_body_bytes", 8 * 1024 * 1024)),
         engines=engines,
         models=models,
+        database_url=env.get("THINKSERVE_DATABASE_URL") or server.get("database_url"),
+        redis_url=env.get("THINKSERVE_REDIS_URL") or server.get("redis_url"),
+        **_platform_tables(data),
     )
+
+
+def _platform_tables(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        limits, prices = parse_limits(data.get("limits", {})), parse_prices(data.get("prices", {}))
+        return {"limits": limits, "prices": prices}
+    except (LimitsError, PriceError) as exc:
+        raise ConfigError(str(exc)) from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from thinkserve.core.errors import InvalidParameter, ModelNotFound
 from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
@@ -33,6 +33,14 @@ class Runtime:
     chat: ChatFormat
 
 
+@dataclass(slots=True)
+class Progress:
+    """The usage of a running plan, updated on every sampled token: metering reads it when a
+    stream is cut short between two events (tokens like ``<think>`` yield no event)."""
+
+    usage: Usage = field(default_factory=Usage)
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A validated request, ready to run."""
@@ -43,6 +51,7 @@ class Plan:
     prompt: Prompt
     thinking: bool
     engine_request: EngineRequest
+    progress: Progress = field(default_factory=Progress, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +145,7 @@ class _Run:
         self._prompt_tokens = len(plan.prompt.tokens)
         self._sampled = 0
         self._reasoning = 0
+        self._progress = plan.progress
 
     def usage(self, cached: int = 0) -> Usage:
         return Usage(self._prompt_tokens, cached, self._sampled, self._reasoning)
@@ -149,7 +159,8 @@ class _Run:
         self._sampled += 1
         if self._splitter.in_reasoning and not self._chat.is_tag(event.token):
             self._reasoning += 1
-        return self._events(self._splitter.feed(event.token, event.text), self.usage())
+        self._progress.usage = usage = self.usage()
+        return self._events(self._splitter.feed(event.token, event.text), usage)
 
     def flush(self, cached: int) -> list[Event]:
         if self.stops.hit:

@@ -13,6 +13,8 @@ def status_of(error: ThinkserveError) -> int:
             return 400
         case ErrorKind.INVALID_API_KEY:
             return 401
+        case ErrorKind.FORBIDDEN:
+            return 403
         case ErrorKind.MODEL_NOT_FOUND | ErrorKind.NOT_FOUND:
             return 404
         case ErrorKind.METHOD_NOT_ALLOWED:

@@ -13,6 +13,7 @@ class ErrorKind(Enum):
 
     INVALID_PARAMETER = "invalid_parameter"
     INVALID_API_KEY = "invalid_api_key"
+    FORBIDDEN = "forbidden"
     MODEL_NOT_FOUND = "model_not_found"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -46,6 +47,31 @@ class InvalidApiKey(ThinkserveError):
 
     def __init__(self, message: str = "Incorrect API key provided. ") -> None:
         super().__init__(message)
+
+
+_ARREARAGE = "Access denied, please make sure your account is in good standing."
+
+
+class Arrearage(InvalidParameter):
+    """The key's spending limit is used up (HTTP 400, Model Studio's ``Arrearage``)."""
+
+    code = "Arrearage"
+
+    def __init__(self, message: str = _ARREARAGE) -> None:
+        super().__init__(message)
+
+
+class Forbidden(ThinkserveError):
+    """A valid key that may not do this (HTTP 403); ``code`` is Model Studio's native code."""
+
+    kind = ErrorKind.FORBIDDEN
+    code = "AccessDenied"
+
+
+class WorkspaceDenied(Forbidden):
+    """The key is bound to another workspace than ``X-DashScope-WorkSpace`` names (HTTP 403)."""
+
+    code = "Workspace.AccessDenied"
 
 
 class ModelNotFound(ThinkserveError):

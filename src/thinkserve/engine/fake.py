@@ -88,6 +88,8 @@ class FakeStats:
     prompt_tokens_evaluated: int = 0
     resumed: int = 0
     active: int = 0
+    sampled_tokens: int = 0
+    """Tokens sampled over all sequences (what metering must account for)."""
     prompts: list[list[int]] = field(default_factory=list)
 
 
@@ -141,6 +143,7 @@ class FakeSequence:
                 else:
                     await asyncio.sleep(0)
                 sampled += 1
+                engine.stats.sampled_tokens += 1
                 piece = tok.piece(token)
                 text += piece
                 if armed is not None and (

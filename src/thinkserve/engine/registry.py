@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from thinkserve.config import EngineSpec
@@ -36,5 +37,6 @@ async def build_engine(spec: EngineSpec, path: Path) -> Engine:
     engine = LlamaCppEngine(
         str(path), n_ctx=spec.n_ctx, n_seq=spec.n_seq, n_threads=spec.n_threads, max_queue=spec.max_queue
     )
-    engine.start()
+    # Loading takes seconds: keep the event loop free meanwhile.
+    await asyncio.to_thread(engine.start)
     return engine

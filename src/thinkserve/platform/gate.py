@@ -13,6 +13,7 @@ Every route does, in this order::
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -77,16 +78,30 @@ class Gate(Protocol):
 
     async def admit(self, principal: Principal, model: str, prompt_tokens: int) -> Admission: ...
 
-    async def record(self, record: UsageRecord) -> None: ...
+    async def record(self, record: UsageRecord) -> None:
+        """Keep ``record``. It is called from a ``finally`` of a stream that may be cancelled or
+        closed: it must make the record safe before its first suspension point."""
+
+
+class LiveUsage(Protocol):
+    """The usage of a running generation, ahead of its events (``service.Progress``)."""
+
+    @property
+    def usage(self) -> Usage: ...
 
 
 async def metered(
-    gate: Gate, admission: Admission, thinking: bool, events: AsyncIterator[Event]
+    gate: Gate,
+    admission: Admission,
+    thinking: bool,
+    events: AsyncIterator[Event],
+    live: LiveUsage | None = None,
 ) -> AsyncIterator[Event]:
     """Pass ``events`` through and record exactly one ``UsageRecord`` however the stream ends.
 
     A client that disconnects closes this generator: the record then holds the tokens actually
-    generated so far, with status ``cancelled``.
+    generated so far, with status ``cancelled``. Tokens generated since the last event (a think
+    tag, text held back by the splitter) are counted from ``live`` when given.
     """
     usage = Usage()
     first: float | None = None
@@ -101,10 +116,15 @@ async def metered(
                 usage = event.usage
                 status = "ok"
             yield event
+    except (GeneratorExit, asyncio.CancelledError):
+        # The client went away (the generator is closed or its task cancelled): "cancelled".
+        raise
     except BaseException:
         status = "error" if status != "ok" else status
         raise
     finally:
+        if status != "ok" and live is not None and live.usage.completion_tokens > usage.completion_tokens:
+            usage = live.usage
         admission.release()
         now = time.monotonic()
         await gate.record(

@@ -19,7 +19,14 @@ from pydantic import ValidationError
 
 from thinkserve.api import params
 from thinkserve.api.openai import schemas
-from thinkserve.core.errors import ErrorKind, InvalidParameter, RateLimited, ThinkserveError
+from thinkserve.core.errors import (
+    Arrearage,
+    ErrorKind,
+    Forbidden,
+    InvalidParameter,
+    RateLimited,
+    ThinkserveError,
+)
 from thinkserve.core.types import ChatRequest, Message, Usage
 from thinkserve.service import Collected
 
@@ -70,6 +77,8 @@ def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
         raise params.unsupported("tools")
     if wire.enable_search:
         raise params.unsupported("enable_search")
+    if wire.logprobs:
+        raise params.unsupported("logprobs")
     if wire.response_format and wire.response_format.get("type") not in (None, "text"):
         if wire.enable_thinking:
             raise InvalidParameter(
@@ -197,6 +206,7 @@ def completion_body(
 _CODES = {
     ErrorKind.INVALID_PARAMETER: ("invalid_request_error", "invalid_parameter_error"),
     ErrorKind.INVALID_API_KEY: ("invalid_request_error", "invalid_api_key"),
+    ErrorKind.FORBIDDEN: ("invalid_request_error", "access_denied"),
     ErrorKind.MODEL_NOT_FOUND: ("invalid_request_error", "model_not_found"),
     ErrorKind.NOT_FOUND: ("invalid_request_error", "not_found"),
     ErrorKind.METHOD_NOT_ALLOWED: ("invalid_request_error", "method_not_allowed"),
@@ -217,6 +227,9 @@ def error_body(error: ThinkserveError, request_id: str) -> dict[str, Any]:
     kind, code = _CODES[error.kind]
     if isinstance(error, RateLimited):
         code = _THROTTLING.get(error.code, code)
+    elif isinstance(error, Arrearage | Forbidden):
+        # Model Studio answers these with its native code in both dialects.
+        kind = code = error.code
     return {
         "error": {"message": error.message, "type": kind, "param": error.param, "code": code},
         "request_id": request_id,

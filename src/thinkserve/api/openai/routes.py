@@ -11,14 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from thinkserve.api import flow
 from thinkserve.api.errors import retry_headers, status_of
 from thinkserve.api.http import json_response, new_request_id, read_body
 from thinkserve.api.openai import convert
 from thinkserve.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from thinkserve.core.errors import EngineFailure, ModelNotFound, ThinkserveError
 from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
-from thinkserve.platform.gate import metered
-from thinkserve.service import fold
 from thinkserve.state import AppState
 
 log = logging.getLogger(__name__)
@@ -38,18 +37,14 @@ async def chat_completions(request: Request) -> Response:
         body = await read_body(request, state.settings.max_body_bytes)
         chat, include_usage = convert.parse_request(body)
         plan = state.service.prepare(chat)
-        admission = await state.gate.admit(principal, chat.model, len(plan.prompt.tokens))
-        events = metered(state.gate, admission, plan.thinking, state.service.stream(plan))
-        # Pull the first event before answering, so that engine errors (e.g. overload) still
-        # get their own status code.
-        first = await anext(events)
+        events = await flow.begin(state, principal, plan)
     except ThinkserveError as error:
         return error_response(error, request_id)
     completion_id = f"chatcmpl-{uuid.uuid4()}"
     created = int(time.time())
     if not chat.stream:
         try:
-            collected = await fold(_chain(first, events))
+            collected = await flow.collect(events)
         except ThinkserveError as error:
             return error_response(error, request_id)
         body_out = convert.completion_body(
@@ -58,16 +53,10 @@ async def chat_completions(request: Request) -> Response:
         return json_response(body_out)
     writer = convert.ChunkWriter(completion_id, chat.model, created, thinking=plan.thinking)
     return StreamingResponse(
-        _frames(writer, _chain(first, events), include_usage, request_id),
+        _frames(writer, events, include_usage, request_id),
         media_type=SSE_MEDIA_TYPE,
         headers=SSE_HEADERS,
     )
-
-
-async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    yield first
-    async for event in rest:
-        yield event
 
 
 async def _frames(
@@ -90,6 +79,10 @@ async def _frames(
     except Exception:
         log.exception("stream %s failed", request_id)
         yield convert.error_frame(EngineFailure("The model failed while generating."), request_id)
+    finally:
+        # A client that goes away closes this generator: close the stream now, so that usage is
+        # recorded and the engine sequence cancelled without waiting for garbage collection.
+        await flow.close(events)
 
 
 async def list_models(request: Request) -> Response:

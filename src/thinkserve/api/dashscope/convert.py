@@ -1,0 +1,339 @@
+"""Pure conversions between Model Studio's native (DashScope) wire format and thinkserve's core values.
+
+A streamed response is one SSE block per event, no space after the colons, ids from 1::
+
+    id:1
+    event:result
+    :HTTP_STATUS/200
+    data:{"output":{"choices":[{"message":{"content":"","reasoning_content":"好的","role":"assistant"},"finish_reason":"null"}]},"usage":{"total_tokens":14,"input_tokens":11,"output_tokens":3,"output_tokens_details":{"reasoning_tokens":1},"prompt_tokens_details":{"cached_tokens":0}},"request_id":"2ce91085-..."}
+
+    ...
+    id:134
+    event:result
+    :HTTP_STATUS/200
+    data:{"output":{"choices":[{"message":{"content":"","reasoning_content":"","role":"assistant"},"finish_reason":"stop"}]},"usage":{...},"request_id":"2ce91085-..."}
+
+``finish_reason`` is the *string* ``"null"`` until the last block; ``content`` and ``reasoning_content``
+are always strings (the SDK reads both as dict attributes on every chunk); usage is cumulative.
+With ``result_format: text`` the output is ``{"text":"...","finish_reason":"null"}`` instead.
+An error after the first block ends the stream with the same framing::
+
+    id:7
+    event:error
+    :HTTP_STATUS/500
+    data:{"code":"InternalError","message":"...","request_id":"2ce91085-..."}
+
+Blocks are written from pre-built byte pieces: per chunk only the text is serialized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from thinkserve.api import params
+from thinkserve.api.dashscope import schemas
+from thinkserve.core.errors import ErrorKind, InvalidParameter, ThinkserveError
+from thinkserve.core.types import ChatRequest, Message, Usage
+from thinkserve.service import Collected, Plan
+
+INCREMENTAL_WITH_THINKING = 'The incremental_output parameter must be "true" when enable_thinking is true'
+
+
+class _Coded(InvalidParameter):
+    """A 400 whose native code is more specific than ``InvalidParameter``."""
+
+    code = "InvalidParameter"
+
+
+class EmptyModel(_Coded):
+    code = "BadRequest.EmptyModel"
+
+    def __init__(self) -> None:
+        super().__init__('Required parameter "model" missing from request.', param="model")
+
+
+class EmptyInput(_Coded):
+    code = "BadRequest.EmptyInput"
+
+    def __init__(self) -> None:
+        super().__init__("Required input parameter missing from request.", param="input")
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A request in core terms, plus the two output choices only this dialect has."""
+
+    chat: ChatRequest
+    result_format: str | None
+    incremental_output: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How the response is written: ``message`` (choices) or ``text``; deltas or whole text so far."""
+
+    message: bool
+    incremental: bool
+
+
+def parse_request(body: bytes, *, sse: bool) -> Parsed:
+    """Body bytes -> ``Parsed``; ``sse``: the headers asked for a stream. Raises ``InvalidParameter``."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidParameter(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidParameter("The request body must be a JSON object.")
+    try:
+        wire = schemas.GenerationRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+    return to_parsed(wire, sse=sse)
+
+
+def _validation_error(exc: ValidationError) -> InvalidParameter:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "list[")))
+    return InvalidParameter(f"{first['msg']}: {where}" if where else first["msg"], param=where or None)
+
+
+def _text_of(message: schemas.Message, index: int) -> str:
+    content = message.content
+    if content is None:
+        if message.role == "assistant":
+            return ""
+        raise InvalidParameter(f"messages[{index}].content must not be empty", param="messages")
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for part in content:
+        if part.text is None or part.type not in (None, "text"):
+            # DashScope names a part by its key ({"image": url}), OpenAI by "type".
+            kind = part.type or next(iter(part.model_extra or {}), "empty")
+            raise InvalidParameter(
+                f"messages[{index}] has a '{kind}' part: this model supports text input only.",
+                param="messages",
+            )
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def _messages(wire: schemas.Input) -> tuple[Message, ...]:
+    if wire.history is not None:
+        raise params.unsupported("history")
+    messages: list[Message] = []
+    for i, m in enumerate(wire.messages or ()):
+        if m.partial:
+            raise params.unsupported("partial")
+        text = _text_of(m, i)
+        if m.role == "user" and not text.strip():
+            raise InvalidParameter(f"messages[{i}].content must not be empty", param="messages")
+        messages.append(Message(role=m.role, content=text, reasoning=m.reasoning_content))
+    # Like the SDK: a prompt next to messages is one more user turn.
+    if wire.prompt:
+        messages.append(Message(role="user", content=wire.prompt))
+    if not messages:
+        raise EmptyInput()
+    return tuple(messages)
+
+
+def _stop(stop: str | list[str] | list[int] | list[list[int]] | None) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,)
+    strings = tuple(s for s in stop if isinstance(s, str))
+    if len(strings) != len(stop):
+        raise InvalidParameter(
+            "Token ids in stop are not supported by thinkserve yet: use strings.", param="stop"
+        )
+    return strings
+
+
+def _refuse_unserved(p: schemas.Parameters) -> None:
+    """Real parameters thinkserve does not serve: a clear 400, never silently ignored."""
+    params.check_n(p.n)
+    if p.tools:
+        raise params.unsupported("tools")
+    if p.enable_search:
+        raise params.unsupported("enable_search")
+    if p.logprobs:
+        raise params.unsupported("logprobs")
+    if p.translation_options is not None:
+        raise params.unsupported("translation_options")
+    if p.response_format and p.response_format.get("type") not in (None, "text"):
+        if p.enable_thinking:
+            raise InvalidParameter(
+                "Json mode response is not supported when enable_thinking is true", param="response_format"
+            )
+        raise params.unsupported("response_format")
+    if p.result_format is not None and p.result_format not in ("text", "message"):
+        raise InvalidParameter(
+            'The result_format parameter must be "text" or "message"', param="result_format"
+        )
+
+
+def to_parsed(wire: schemas.GenerationRequest, *, sse: bool) -> Parsed:
+    if not wire.model:
+        raise EmptyModel()
+    if wire.input is None:
+        raise EmptyInput()
+    p = wire.parameters or schemas.Parameters()
+    _refuse_unserved(p)
+    chat = ChatRequest(
+        model=wire.model,
+        messages=_messages(wire.input),
+        # The SDK asks for a stream only by header; raw HTTP may say parameters.stream.
+        stream=sse or bool(p.stream),
+        enable_thinking=p.enable_thinking,
+        thinking_budget=p.thinking_budget,
+        max_tokens=p.max_tokens,
+        sampling=params.sampling_params(
+            temperature=p.temperature,
+            top_p=p.top_p,
+            top_k=p.top_k,
+            seed=p.seed,
+            repetition_penalty=p.repetition_penalty,
+            presence_penalty=p.presence_penalty,
+        ),
+        stop=_stop(p.stop),
+    )
+    return Parsed(chat, p.result_format, p.incremental_output)
+
+
+def shape(parsed: Parsed, plan: Plan) -> Shape:
+    """The output shape, once ``service.prepare`` has decided whether the request thinks.
+
+    Model Studio: ``result_format`` defaults to ``text``, but to ``message`` for the models that think by
+    default (QwQ, open-source Qwen3, thinking-only), and thinking mode answers only as ``message`` (the
+    ``text`` shape has no place for the reasoning). ``incremental_output`` defaults to false, but thinking
+    mode supports only true: true is its default there and an explicit false is refused.
+    """
+    by_default = plan.spec.thinks_by_default()
+    fmt = parsed.result_format or ("message" if by_default else "text")
+    incremental = parsed.incremental_output
+    if incremental is None:
+        incremental = plan.thinking or by_default
+    if plan.request.stream and not incremental and (plan.thinking or plan.request.enable_thinking):
+        raise InvalidParameter(INCREMENTAL_WITH_THINKING, param="incremental_output")
+    return Shape(message=plan.thinking or fmt == "message", incremental=incremental)
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "total_tokens": usage.total_tokens,
+        "input_tokens": usage.prompt_tokens,
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+# The same keys as usage_body, in the same order, as a bytes template (no dict per chunk).
+_USAGE = (
+    b'{"total_tokens":%d,"input_tokens":%d,"output_tokens":%d,'
+    b'"output_tokens_details":{"reasoning_tokens":%d},"prompt_tokens_details":{"cached_tokens":%d}}'
+)
+_BLOCK = b'id:%d\nevent:result\n:HTTP_STATUS/200\ndata:{"output":%b,"usage":%b,"request_id":%b}\n\n'
+_MESSAGE = (
+    b'{"choices":[{"message":{"content":%b,"reasoning_content":%b,"role":"assistant"},"finish_reason":"%b"}]}'
+)
+_TEXT = b'{"text":%b,"finish_reason":"%b"}'
+_EMPTY = b'""'
+_NULL = b"null"
+
+
+def _usage_bytes(u: Usage) -> bytes:
+    return _USAGE % (
+        u.total_tokens,
+        u.prompt_tokens,
+        u.completion_tokens,
+        u.reasoning_tokens,
+        u.cached_tokens,
+    )
+
+
+class BlockWriter:
+    """Builds the SSE blocks of one streamed generation and numbers them (errors included)."""
+
+    def __init__(self, request_id: str, shape: Shape) -> None:
+        self._request_id = request_id
+        self._rid = orjson.dumps(request_id)
+        self._message = shape.message
+        self._incremental = shape.incremental
+        self._n = 0
+        # Whole text so far, for incremental_output false.
+        self._reasoning = ""
+        self._answer = ""
+
+    def _block(self, content: bytes, reasoning: bytes, reason: bytes, usage: Usage) -> bytes:
+        self._n += 1
+        output = _MESSAGE % (content, reasoning, reason) if self._message else _TEXT % (content, reason)
+        return _BLOCK % (self._n, output, _usage_bytes(usage), self._rid)
+
+    def reasoning(self, text: str, usage: Usage) -> bytes:
+        """A reasoning block; nothing in the ``text`` shape (used only when not thinking)."""
+        if not self._message:
+            return b""
+        if self._incremental:
+            return self._block(_EMPTY, orjson.dumps(text), _NULL, usage)
+        self._reasoning += text
+        return self._block(orjson.dumps(self._answer), orjson.dumps(self._reasoning), _NULL, usage)
+
+    def answer(self, text: str, usage: Usage) -> bytes:
+        if self._incremental:
+            return self._block(orjson.dumps(text), _EMPTY, _NULL, usage)
+        self._answer += text
+        return self._block(orjson.dumps(self._answer), orjson.dumps(self._reasoning), _NULL, usage)
+
+    def finish(self, reason: str, usage: Usage) -> bytes:
+        """The last block: empty deltas (incremental) or the whole text, with the real reason."""
+        if self._incremental:
+            return self._block(_EMPTY, _EMPTY, reason.encode(), usage)
+        return self._block(orjson.dumps(self._answer), orjson.dumps(self._reasoning), reason.encode(), usage)
+
+    def error(self, error: ThinkserveError, status: int) -> bytes:
+        self._n += 1
+        data = orjson.dumps(error_body(error, self._request_id))
+        return b"id:%d\nevent:error\n:HTTP_STATUS/%d\ndata:%b\n\n" % (self._n, status, data)
+
+
+def generation_body(request_id: str, collected: Collected, shape: Shape) -> dict[str, Any]:
+    """``{"output":{"choices":[{"finish_reason","message":{...}}]},"usage","request_id"}`` or, for
+    ``text``, ``{"output":{"text","finish_reason"},...}``."""
+    reason = collected.finished.reason
+    output: dict[str, Any]
+    if shape.message:
+        message = {"role": "assistant", "content": collected.answer, "reasoning_content": collected.reasoning}
+        output = {"choices": [{"finish_reason": reason, "message": message}]}
+    else:
+        output = {"text": collected.answer, "finish_reason": reason}
+    return {"output": output, "usage": usage_body(collected.finished.usage), "request_id": request_id}
+
+
+_CODES = {
+    ErrorKind.INVALID_PARAMETER: "InvalidParameter",
+    ErrorKind.INVALID_API_KEY: "InvalidApiKey",
+    ErrorKind.FORBIDDEN: "AccessDenied",
+    ErrorKind.MODEL_NOT_FOUND: "ModelNotFound",
+    ErrorKind.NOT_FOUND: "InvalidURL",
+    ErrorKind.METHOD_NOT_ALLOWED: "MethodNotAllowed",
+    ErrorKind.TOO_LARGE: "InvalidParameter",
+    ErrorKind.RATE_LIMITED: "Throttling",
+    ErrorKind.OVERLOADED: "ModelUnavailable",
+    ErrorKind.INTERNAL: "InternalError",
+}
+
+
+def error_body(error: ThinkserveError, request_id: str) -> dict[str, Any]:
+    """``{"code":"InvalidParameter","message":"...","request_id":"..."}``.
+
+    Errors that carry Model Studio's native code (``RateLimited``, ``Forbidden``, ``Arrearage``...) use it.
+    """
+    native = getattr(error, "code", None)
+    code = native if isinstance(native, str) else _CODES.get(error.kind, "InternalError")
+    return {"code": code, "message": error.message, "request_id": request_id}

@@ -1,0 +1,51 @@
+"""The request flow both dialects share once a request is parsed (imports service, platform).
+
+``begin`` admits the request, wraps the stream in metering and pulls the first event before any
+byte is sent, so that early failures (overload, rate limits) still get their own status code.
+``collect`` folds a begun stream for non-streaming responses; ``close`` ends a stream early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from thinkserve.core.events import Event
+from thinkserve.platform.gate import Principal, metered
+from thinkserve.service import Collected, Plan, fold
+from thinkserve.state import AppState
+
+
+async def begin(state: AppState, principal: Principal, plan: Plan) -> AsyncIterator[Event]:
+    """The metered event stream of ``plan``, its first event already pulled."""
+    admission = await state.gate.admit(principal, plan.request.model, len(plan.prompt.tokens))
+    events = metered(state.gate, admission, plan.thinking, state.service.stream(plan), plan.progress)
+    try:
+        first = await anext(events)
+    except BaseException:
+        await close(events)
+        raise
+    return _chain(first, events)
+
+
+async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    try:
+        yield first
+        async for event in rest:
+            yield event
+    finally:
+        await close(rest)
+
+
+async def collect(events: AsyncIterator[Event]) -> Collected:
+    """Fold a begun stream, then close it so usage is recorded before the response leaves."""
+    try:
+        return await fold(events)
+    finally:
+        await close(events)
+
+
+async def close(events: AsyncIterator[Event]) -> None:
+    """Close a stream now (records usage, cancels the engine sequence) rather than at collection."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,259 @@
+"""The embedded llama.cpp engine: ``engine.base.Engine`` over llama-cpp-python's low-level API.
+
+``LlamaCppEngine`` loads a GGUF model into one llama.cpp context with ``n_seq`` KV-cache slots and
+decodes every running sequence in shared ``llama_decode`` calls (continuous batching). All
+llama.cpp work happens in one worker thread (``llamacpp_worker``); this module is the event loop
+side: it validates and queues requests and turns the worker's events into async iterators.
+
+Behaviour worth knowing:
+
+- ``start()`` is synchronous: it loads the model (in the worker thread) and returns when it is
+  ready, raising ``EngineFailure`` if it cannot. ``await aclose()`` (or ``close()``) stops the
+  worker; sequences still running then end with ``EngineFailure``.
+- A finished sequence leaves its KV cells in its slot; a later prompt that shares a prefix with
+  them reuses them (``EngineFinished.cached_tokens``). Cancelled sequences free their cells.
+- End-of-generation tokens end a sequence with ``"stop"`` (or pause it, with
+  ``Checkpoint.on_end``); they are neither emitted as ``TokenEvent`` nor counted in
+  ``sampled_tokens``: their text (``<|im_end|>``) is no part of the answer.
+- A ``Sequence`` iterator stops after ``Paused`` unless ``resume`` was called before the next
+  item was asked for, so both ``async for ... : if Paused: seq.resume(...)`` and "iterate, resume,
+  iterate again" work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from collections.abc import Sequence as Seq
+from types import TracebackType
+from typing import Final
+
+from thinkserve.core.errors import EngineFailure, InvalidParameter
+from thinkserve.engine.base import EngineEvent, EngineFinished, EngineRequest, Paused
+from thinkserve.engine.llamacpp_tokenizer import LlamaCppTokenizer
+from thinkserve.engine.llamacpp_worker import EngineStats, Outgoing, Worker, WorkerConfig
+
+__all__ = ["EngineStats", "LlamaCppEngine", "LlamaCppSequence"]
+
+
+class _EndOfStream:
+    """Queued by ``cancel`` to wake a consumer blocked on the next event."""
+
+
+_END: Final = _EndOfStream()
+
+
+class LlamaCppSequence:
+    """One running generation (``engine.base.Sequence``)."""
+
+    def __init__(self, worker: Worker, request: EngineRequest, loop: asyncio.AbstractEventLoop) -> None:
+        self._worker = worker
+        self._request = request
+        self._loop = loop
+        self._queue: asyncio.Queue[Outgoing | _EndOfStream] = asyncio.Queue()
+        self._cancelled = False
+        self._paused = False
+        self._done = False
+        self._slot: int | None = None
+
+    # -- Channel (seen by the worker) ------------------------------------------------------------
+
+    @property
+    def request(self) -> EngineRequest:
+        return self._request
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def set_slot(self, slot: int | None) -> None:
+        self._slot = slot
+
+    def push(self, item: Outgoing) -> None:
+        if self._cancelled or self._done:
+            return
+        if isinstance(item, Paused):
+            self._paused = True
+        elif isinstance(item, EngineFinished | EngineFailure):
+            self._done = True
+        self._queue.put_nowait(item)
+
+    # -- Sequence --------------------------------------------------------------------------------
+
+    @property
+    def request_id(self) -> str:
+        return self._request.request_id
+
+    @property
+    def slot(self) -> int | None:
+        """The KV slot (llama.cpp sequence id) the sequence was last given, if any."""
+        return self._slot
+
+    def __aiter__(self) -> AsyncIterator[EngineEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[EngineEvent]:
+        while not self._cancelled:
+            item = await self._queue.get()
+            if isinstance(item, _EndOfStream) or self._cancelled:
+                return
+            if isinstance(item, EngineFailure):
+                raise item
+            yield item
+            if isinstance(item, EngineFinished):
+                return
+            if isinstance(item, Paused) and self._paused:
+                # Not resumed while the consumer handled Paused: end this iteration; iterating
+                # again after resume() continues the stream.
+                return
+
+    def resume(self, tokens: Seq[int]) -> None:
+        if not self._paused:
+            raise RuntimeError("resume() is only valid after Paused")
+        self._worker.resume(self, tokens)
+        self._paused = False
+
+    def cancel(self) -> None:
+        if self._cancelled or self._done:
+            return
+        self._cancelled = True
+        self._worker.cancel(self)
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._queue.put_nowait(_END)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, _END)
+            except RuntimeError:
+                pass  # The loop is closed: nobody is waiting on the queue.
+
+
+class LlamaCppEngine:
+    """A GGUF model served with continuous batching (``engine.base.Engine``).
+
+    ``n_ctx`` is the KV cache size in tokens. With a unified cache (llama.cpp's ``kv_unified``,
+    the default) the ``n_seq`` slots share it and one sequence may use all of it; otherwise each
+    slot gets ``n_ctx / n_seq``. ``context_length`` reports the resulting per-sequence limit.
+    ``prefill_chunk`` caps the prompt tokens evaluated per step while other sequences decode.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        n_ctx: int = 8192,
+        n_seq: int = 8,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        max_queue: int = 64,
+        prefill_chunk: int = 128,
+        kv_unified: bool = True,
+        n_gpu_layers: int = 0,
+        flash_attn: bool | None = None,
+        penalty_last_n: int = 64,
+    ) -> None:
+        if n_seq < 1 or n_ctx < 1 or n_batch < n_seq or max_queue < 0 or prefill_chunk < 1:
+            raise ValueError("need n_seq, n_ctx, prefill_chunk >= 1, n_batch >= n_seq and max_queue >= 0")
+        threads = n_threads if n_threads is not None else (os.cpu_count() or 1)
+        self._config = WorkerConfig(
+            model_path=model_path,
+            n_ctx=n_ctx,
+            n_seq=n_seq,
+            n_threads=threads,
+            n_batch=n_batch,
+            prefill_chunk=prefill_chunk,
+            kv_unified=kv_unified,
+            n_gpu_layers=n_gpu_layers,
+            flash_attn=flash_attn,
+            penalty_last_n=penalty_last_n,
+        )
+        self._max_queue = max_queue
+        self._worker = Worker(self._config)
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the model and start the worker (blocking; idempotent)."""
+        if self._closed:
+            raise EngineFailure("The inference engine is closed.")
+        if not self._started:
+            try:
+                self._worker.start()
+            except EngineFailure:
+                self._closed = True  # the worker thread is gone; a second start cannot work
+                raise
+            self._started = True
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """Stop the worker and free the model (blocking; idempotent)."""
+        self._closed = True
+        self._worker.stop()
+
+    async def __aenter__(self) -> LlamaCppEngine:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- Engine ----------------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> LlamaCppTokenizer:
+        tokenizer = self._worker.tokenizer
+        if tokenizer is None:
+            raise EngineFailure("The inference engine is not started.")
+        return tokenizer
+
+    @property
+    def context_length(self) -> int:
+        if not self._started:
+            raise EngineFailure("The inference engine is not started.")
+        return self._worker.context_length
+
+    def submit(self, request: EngineRequest) -> LlamaCppSequence:
+        """Queue a sequence (call from the event loop that will iterate it)."""
+        if not self._started or self._closed or not self._worker.alive:
+            raise EngineFailure("The inference engine is not running.")
+        limit = self._worker.context_length
+        prompt = request.prompt
+        if not 1 <= len(prompt) <= limit:
+            raise InvalidParameter(f"Range of input length should be [1, {limit}]")
+        if min(prompt) < 0 or max(prompt) >= self.tokenizer.n_vocab:
+            raise InvalidParameter("Token id out of range.")
+        if request.max_tokens < 1:
+            raise InvalidParameter(f"Range of max_tokens should be [1, {limit}]", param="max_tokens")
+        sequence = LlamaCppSequence(self._worker, request, asyncio.get_running_loop())
+        self._worker.enqueue(sequence, self._max_queue)
+        return sequence
+
+    # -- observability ---------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> EngineStats:
+        """The counters as of the worker's last step (a cheap, immutable snapshot)."""
+        return self._worker.stats
+
+    def slot_cells(self, slot: int) -> int:
+        """KV cells held by ``slot`` as of the last step."""
+        cells = self._worker.stats.slot_cells
+        return cells[slot] if 0 <= slot < len(cells) else 0
+
+    @property
+    def n_seq(self) -> int:
+        return self._config.n_seq

@@ -1,0 +1,155 @@
+"""The model's own tokenizer read from a loaded llama.cpp model, and streaming UTF-8 detokenization.
+
+``LlamaCppTokenizer`` implements ``engine.base.Tokenizer`` on top of llama.cpp's vocabulary
+(``llama_tokenize`` / ``llama_token_to_piece``). The vocabulary is read-only once the model is
+loaded, so these calls are safe from the event loop thread while the engine's worker thread
+decodes; they are pure CPU work bounded by the text length, never a wait.
+
+``StreamDecoder`` turns one sequence's token pieces into text incrementally, holding back an
+incomplete multi-byte UTF-8 character until its last byte arrives.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import threading
+from collections.abc import Sequence as Seq
+from typing import Any
+
+import llama_cpp
+
+from thinkserve.core.errors import EngineFailure
+
+_CHAT_TEMPLATE_KEY = b"tokenizer.chat_template"
+
+
+class LlamaCppTokenizer:
+    """Tokenizer and chat template of a llama.cpp model (valid while the engine is running)."""
+
+    def __init__(self, model: Any, vocab: Any) -> None:
+        self._vocab = vocab
+        self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
+        # Pieces never change for a loaded vocabulary; caching them makes decoding a dict lookup.
+        # Both threads fill it, and a dict item assignment is atomic under the GIL.
+        self._pieces: dict[int, bytes] = {}
+        self._eog: dict[int, bool] = {}
+        self._closed = threading.Event()
+        self._chat_template = _meta_string(model, _CHAT_TEMPLATE_KEY)
+        self._bos = self._special_text(int(llama_cpp.llama_vocab_bos(vocab)))
+        self._eos = self._special_text(int(llama_cpp.llama_vocab_eos(vocab)))
+
+    @property
+    def n_vocab(self) -> int:
+        return self._n_vocab
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._chat_template
+
+    @property
+    def bos_token(self) -> str:
+        return self._bos
+
+    @property
+    def eos_token(self) -> str:
+        return self._eos
+
+    def encode(self, text: str, *, special: bool = True) -> list[int]:
+        self._check_open()
+        data = text.encode("utf-8")
+        if not data:
+            return []
+        # A BPE token covers at least one byte, so len(data) + a few ids is always enough room;
+        # the retry covers tokenizers that add tokens of their own.
+        capacity = len(data) + 8
+        for _ in range(2):
+            buf = (llama_cpp.llama_token * capacity)()
+            # add_special=False: chat templates spell BOS and friends out themselves.
+            n = int(llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, capacity, False, special))
+            if n >= 0:
+                return list(buf[:n])
+            capacity = -n
+        raise EngineFailure("tokenization failed")
+
+    def decode(self, tokens: Seq[int]) -> str:
+        self._check_open()
+        # Same piece bytes and the same decoding rule as the streaming path, so the text of a
+        # stream equals decode() of its tokens.
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def token_id(self, text: str) -> int | None:
+        ids = self.encode(text, special=True)
+        if len(ids) == 1 and self.piece(ids[0]) == text.encode("utf-8"):
+            return ids[0]
+        return None
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token; special tokens render as their text (``<think>``)."""
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        self._check_open()
+        size = 32
+        for _ in range(2):
+            buf = ctypes.create_string_buffer(size)
+            n = int(llama_cpp.llama_token_to_piece(self._vocab, token, buf, size, 0, True))
+            if n >= 0:
+                piece = buf.raw[:n]
+                self._pieces[token] = piece
+                return piece
+            size = -n
+        raise EngineFailure("detokenization failed")
+
+    def is_eog(self, token: int) -> bool:
+        """Whether ``token`` ends generation (EOS, EOT, ``<|im_end|>`` ...)."""
+        known = self._eog.get(token)
+        if known is None:
+            known = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            self._eog[token] = known
+        return known
+
+    def close(self) -> None:
+        """Mark the vocabulary as gone; called before the engine frees the model."""
+        self._closed.set()
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise EngineFailure("the engine is closed")
+
+    def _special_text(self, token: int) -> str:
+        if token < 0 or token >= self._n_vocab:
+            return ""
+        return self.piece(token).decode("utf-8", errors="replace")
+
+
+class StreamDecoder:
+    """Incremental UTF-8 decoding of one sequence's tokens."""
+
+    __slots__ = ("_decoder", "_tokenizer")
+
+    def __init__(self, tokenizer: LlamaCppTokenizer) -> None:
+        self._tokenizer = tokenizer
+        # errors="replace" matches LlamaCppTokenizer.decode; the incremental decoder keeps an
+        # incomplete trailing character buffered instead of replacing it.
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, token: int) -> str:
+        return self._decoder.decode(self._tokenizer.piece(token))
+
+    def flush(self) -> str:
+        """Whatever is still buffered (an incomplete character becomes U+FFFD)."""
+        return self._decoder.decode(b"", final=True)
+
+
+def _meta_string(model: Any, key: bytes) -> str | None:
+    size = 1 << 14
+    for _ in range(2):
+        buf = ctypes.create_string_buffer(size)
+        n = int(llama_cpp.llama_model_meta_val_str(model, key, buf, size))
+        if n < 0:
+            return None
+        if n < size:
+            return buf.raw[:n].decode("utf-8", errors="replace")
+        size = n + 1
+    return None

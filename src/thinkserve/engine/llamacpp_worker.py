@@ -1,0 +1,914 @@
+"""The llama.cpp worker thread behind ``LlamaCppEngine``: continuous batching over KV-cache slots.
+
+One thread owns the model, the context, the ``llama_batch`` and every sampler; every blocking
+llama.cpp call happens here. The event loop side talks to it through a ``queue.SimpleQueue`` of
+commands, and the worker answers by scheduling ``Channel.push`` on each sequence's event loop
+with ``call_soon_threadsafe`` (once per step and loop, not once per token).
+
+Scheduling, once per step:
+
+- commands are applied (new requests, resumes, cancels);
+- waiting requests take a free slot (a llama.cpp sequence id). A slot keeps the KV cells of the
+  sequence that last finished in it, so the request takes the free slot with the longest common
+  prefix and only evaluates the rest of its prompt;
+- one ``llama_decode`` carries the pending tokens of every running sequence: one token per
+  decoding sequence (the one it just sampled, or a resumed sequence's injected tokens), then
+  prompt chunks of the sequences being prefilled; while anything is decoding, prefill is capped
+  at ``prefill_chunk`` tokens per step so that a long prompt does not stall the others;
+- each sequence whose pending tokens were all evaluated samples from its own sampler chain.
+
+With a unified KV cache every sequence may grow to the whole context, so the cells are a shared
+pool: idle slots are evicted least recently used first, then prefill is delayed, and as a last
+resort the newest sequence is preempted (its cells are released and it is re-evaluated later;
+its consumer only sees a delay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import llama_cpp
+
+from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
+from thinkserve.engine.base import EngineFinished, EngineRequest, Paused, TokenEvent
+from thinkserve.engine.llamacpp_tokenizer import LlamaCppTokenizer, StreamDecoder
+
+log = logging.getLogger("thinkserve.engine.llamacpp")
+_native_log = logging.getLogger("thinkserve.engine.llamacpp.native")
+
+#: What a sequence's event stream carries: an event, or the error that ends it.
+Outgoing = TokenEvent | Paused | EngineFinished | EngineFailure
+
+_GENERIC_FAILURE = "The inference engine failed while generating this response."
+
+
+class Channel(Protocol):
+    """The part of a sequence handle that the worker sees."""
+
+    @property
+    def request(self) -> EngineRequest: ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def cancelled(self) -> bool: ...
+
+    def set_slot(self, slot: int | None) -> None:
+        """Record the KV slot (llama.cpp sequence id) now holding the sequence (worker thread)."""
+        ...
+
+    def push(self, item: Outgoing) -> None:
+        """Deliver one item (always called on ``loop``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    model_path: str
+    n_ctx: int
+    n_seq: int
+    n_threads: int
+    n_batch: int
+    prefill_chunk: int
+    kv_unified: bool
+    n_gpu_layers: int
+    flash_attn: bool | None
+    penalty_last_n: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """A snapshot of the engine's counters, published by the worker after every step."""
+
+    prompt_tokens_evaluated: int = 0
+    """Prompt tokens fed to ``llama_decode`` (reused prefixes excluded)."""
+    generated_tokens_evaluated: int = 0
+    """Sampled tokens fed back plus injected tokens."""
+    cached_prompt_tokens: int = 0
+    """Prompt tokens reused from the KV cache instead of being evaluated."""
+    sampled_tokens: int = 0
+    injected_tokens: int = 0
+    decode_calls: int = 0
+    multi_seq_decode_calls: int = 0
+    """``llama_decode`` calls that carried tokens of more than one sequence."""
+    max_batch_seqs: int = 0
+    max_batch_tokens: int = 0
+    preemptions: int = 0
+    active_sequences: int = 0
+    """Sequences holding a slot (running, prefilling or paused)."""
+    paused_sequences: int = 0
+    waiting: int = 0
+    """Requests submitted and not yet holding a slot (the queue depth)."""
+    slot_cells: tuple[int, ...] = ()
+    """KV cells used per slot (index = llama.cpp sequence id), as llama.cpp reports them."""
+    kv_size: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands from the event loop
+
+
+@dataclass(frozen=True, slots=True)
+class _Submit:
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    channel: Channel
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cancel:
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    pass
+
+
+_Command = _Submit | _Resume | _Cancel | _Stop
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker-side state
+
+
+class _Slot:
+    """A llama.cpp sequence id and the tokens whose KV cells it holds."""
+
+    __slots__ = ("cached", "last_used", "owner", "seq_id")
+
+    def __init__(self, seq_id: int) -> None:
+        self.seq_id = seq_id
+        self.cached: list[int] = []
+        """Tokens in the KV cache while the slot is idle (the owner's ``tokens[:n_kv]`` otherwise)."""
+        self.owner: _Seq | None = None
+        self.last_used = 0
+
+    @property
+    def cells(self) -> int:
+        return self.owner.n_kv if self.owner is not None else len(self.cached)
+
+
+class _Seq:
+    """The worker's view of one sequence."""
+
+    __slots__ = (
+        "armed",
+        "arrival",
+        "cached_tokens",
+        "channel",
+        "decoder",
+        "marker_tail",
+        "n_kv",
+        "paused",
+        "prefill_end",
+        "prompt_len",
+        "request",
+        "sampled",
+        "sampler",
+        "slot",
+        "tokens",
+    )
+
+    def __init__(self, channel: Channel, arrival: int, decoder: StreamDecoder) -> None:
+        self.channel = channel
+        self.request = channel.request
+        self.tokens: list[int] = list(self.request.prompt)
+        """Everything that belongs in the KV cache: prompt, then sampled and injected tokens."""
+        self.prompt_len = len(self.tokens)
+        self.n_kv = 0
+        """``tokens[:n_kv]`` are in the slot's KV cells; the rest are pending."""
+        self.prefill_end = 0
+        """Until ``n_kv`` reaches this, the pending tokens are prefill (chunked, lower priority)."""
+        self.slot: _Slot | None = None
+        self.sampler: Any = None
+        self.sampled = 0
+        self.cached_tokens = -1
+        """Prompt tokens reused at the first admission (-1 until admitted)."""
+        self.arrival = arrival
+        self.paused = False
+        self.armed = self.request.checkpoint is not None
+        self.marker_tail = ""
+        self.decoder = decoder
+
+    @property
+    def pending(self) -> int:
+        return len(self.tokens) - self.n_kv
+
+
+class Worker:
+    """Owns llama.cpp; ``start`` loads the model in the worker thread and waits for it."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._waiting_count = 0
+        self._accepting = False
+        self._ready = threading.Event()
+        self._load_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="llamacpp-worker", daemon=True)
+        self.stats = EngineStats()
+        # Set by _load, read-only afterwards.
+        self.tokenizer: LlamaCppTokenizer | None = None
+        self.context_length = 0
+        self.kv_size = 0
+        self.unified = False
+        # Native handles and scheduler state: worker thread only.
+        self._model: Any = None
+        self._ctx: Any = None
+        self._mem: Any = None
+        self._batch: Any = None
+        self._batch_allocated = False
+        self._slots: list[_Slot] = []
+        self._by_channel: dict[Channel, _Seq] = {}
+        self._waiting: deque[_Seq] = deque()
+        self._requeued: deque[_Seq] = deque()
+        """Preempted sequences; they go before new requests."""
+        self._active: list[_Seq] = []
+        """Sequences holding a slot, in admission order."""
+        self._outbox: list[tuple[Channel, Outgoing]] = []
+        self._tick = 0
+        self._arrivals = 0
+        self._counters: dict[str, int] = dict.fromkeys(
+            (
+                "prompt_tokens_evaluated",
+                "generated_tokens_evaluated",
+                "cached_prompt_tokens",
+                "sampled_tokens",
+                "injected_tokens",
+                "decode_calls",
+                "multi_seq_decode_calls",
+                "max_batch_seqs",
+                "max_batch_tokens",
+                "preemptions",
+            ),
+            0,
+        )
+
+    # -- event loop side ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._load_error is not None:
+            self._thread.join()
+            raise EngineFailure(self._load_error)
+
+    def enqueue(self, channel: Channel, max_queue: int) -> None:
+        with self._lock:
+            if not self._accepting:
+                raise EngineFailure("The inference engine is not running.")
+            if self._waiting_count >= max_queue:
+                raise Overloaded("Too many requests are waiting for the model; please retry later.")
+            self._waiting_count += 1
+            # Inside the lock so that shutdown, which stops accepting under it, sees every submit.
+            self._commands.put(_Submit(channel))
+
+    def resume(self, channel: Channel, tokens: Seq[int]) -> None:
+        tokenizer = self.tokenizer
+        assert tokenizer is not None
+        if any(t < 0 or t >= tokenizer.n_vocab for t in tokens):
+            raise InvalidParameter("Token id out of range.")
+        self._commands.put(_Resume(channel, tuple(tokens)))
+
+    def cancel(self, channel: Channel) -> None:
+        self._commands.put(_Cancel(channel))
+
+    def stop(self) -> None:
+        """Ask the worker to fail what is pending, free llama.cpp and exit; wait for it."""
+        if self._thread.is_alive():
+            self._commands.put(_Stop())
+            self._thread.join()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- worker thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:
+            log.exception("loading %s failed", self.config.model_path)
+            self._load_error = str(exc) if isinstance(exc, EngineFailure) else "Loading the model failed."
+            self._free_native()
+            self._ready.set()
+            return
+        with self._lock:
+            self._accepting = True
+        self._ready.set()
+        try:
+            self._serve()
+        except BaseException:
+            log.exception("the llama.cpp worker crashed; failing every pending sequence")
+        finally:
+            self._shutdown()
+
+    def _load(self) -> None:
+        cfg = self.config
+        install_native_logging()
+        llama_cpp.llama_backend_init()
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = cfg.n_gpu_layers
+        model = llama_cpp.llama_model_load_from_file(cfg.model_path.encode("utf-8"), mparams)
+        if not model:
+            raise EngineFailure(f"Cannot load the model file {cfg.model_path}.")
+        self._model = model
+        vocab = llama_cpp.llama_model_get_vocab(model)
+
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = cfg.n_ctx
+        cparams.n_batch = cfg.n_batch
+        cparams.n_ubatch = cfg.n_batch
+        cparams.n_seq_max = cfg.n_seq
+        cparams.n_threads = cfg.n_threads
+        cparams.n_threads_batch = cfg.n_threads
+        cparams.no_perf = True
+        if cfg.flash_attn is not None:
+            on, off = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED, llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            cparams.flash_attn_type = on if cfg.flash_attn else off
+        fields = {field[0] for field in llama_cpp.llama_context_params._fields_}
+        self.unified = cfg.kv_unified and "kv_unified" in fields
+        if "kv_unified" in fields:
+            cparams.kv_unified = self.unified
+        ctx = llama_cpp.llama_init_from_model(model, cparams)
+        if not ctx:
+            raise EngineFailure("Cannot create a llama.cpp context (out of memory?).")
+        self._ctx = ctx
+        self._mem = llama_cpp.llama_get_memory(ctx)
+        self.kv_size = int(llama_cpp.llama_n_ctx(ctx))
+        # Unified: every sequence may use the whole cache. Split: llama.cpp gives each n_ctx/n_seq.
+        self.context_length = int(llama_cpp.llama_n_ctx_seq(ctx))
+        self._batch = llama_cpp.llama_batch_init(cfg.n_batch, 0, 1)
+        self._batch_allocated = True
+        for i in range(cfg.n_batch):
+            self._batch.n_seq_id[i] = 1
+        self._slots = [_Slot(i) for i in range(cfg.n_seq)]
+        self.tokenizer = LlamaCppTokenizer(model, vocab)
+        self._publish()
+        log.info(
+            "loaded %s: n_ctx=%d (per sequence %d, unified=%s), n_seq=%d, n_batch=%d, threads=%d",
+            cfg.model_path,
+            self.kv_size,
+            self.context_length,
+            self.unified,
+            cfg.n_seq,
+            cfg.n_batch,
+            cfg.n_threads,
+        )
+
+    def _serve(self) -> None:
+        while True:
+            idle = not (self._runnable() or self._admissible())
+            if not self._apply_commands(block=idle):
+                return
+            self._admit()
+            if self._runnable():
+                self._step()
+            # Stats first: a consumer that has seen an event also sees the step that made it.
+            self._publish()
+            self._flush()
+
+    def _runnable(self) -> bool:
+        return any(not s.paused for s in self._active)
+
+    def _admissible(self) -> bool:
+        return bool(self._waiting or self._requeued) and any(s.owner is None for s in self._slots)
+
+    def _apply_commands(self, *, block: bool) -> bool:
+        """Apply queued commands (waiting for one when idle); False once told to stop."""
+        try:
+            cmd = self._commands.get(block=block)
+        except queue.Empty:
+            return True
+        while True:
+            if isinstance(cmd, _Stop):
+                return False
+            self._apply(cmd)
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return True
+
+    def _apply(self, cmd: _Submit | _Resume | _Cancel) -> None:
+        if isinstance(cmd, _Submit):
+            assert self.tokenizer is not None
+            self._arrivals += 1
+            seq = _Seq(cmd.channel, self._arrivals, StreamDecoder(self.tokenizer))
+            self._by_channel[cmd.channel] = seq
+            self._waiting.append(seq)
+        elif isinstance(cmd, _Resume):
+            found = self._by_channel.get(cmd.channel)
+            if found is not None and found.paused:
+                self._resume(found, cmd.tokens)
+        else:
+            found = self._by_channel.get(cmd.channel)
+            if found is not None:
+                self._drop(found)
+
+    # -- admission and slots --------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        while self._waiting or self._requeued:
+            free = [s for s in self._slots if s.owner is None]
+            if not free:
+                return
+            line = self._requeued if self._requeued else self._waiting
+            seq = line[0]
+            if not seq.channel.cancelled and not self._room_for(seq):
+                return  # first come, first served: the head waits for cells, the rest behind it
+            line.popleft()
+            if line is self._waiting:
+                self._dequeued()
+            if seq.channel.cancelled:
+                self._forget(seq)
+                continue
+            if seq.sampler is None:
+                try:
+                    seq.sampler = self._make_sampler(seq)
+                except EngineFailure:
+                    log.exception("cannot build the sampler of %s", seq.request.request_id)
+                    self._fail(seq)
+                    continue
+            self._take_slot(seq, free)
+
+    def _room_for(self, seq: _Seq) -> bool:
+        """Whether the shared cache can hold all of ``seq`` next to what running sequences hold.
+
+        Idle caches do not count (they are evicted on demand). Without this check a sequence
+        admitted into a full cache would be preempted again at once, step after step.
+        """
+        if not self.unified:
+            return True
+        held = sum(len(s.owner.tokens) for s in self._slots if s.owner is not None)
+        return self.kv_size - held >= len(seq.tokens)
+
+    def _dequeued(self) -> None:
+        with self._lock:
+            self._waiting_count -= 1
+
+    def _take_slot(self, seq: _Seq, free: list[_Slot]) -> None:
+        best, common = free[0], -1
+        best_key: tuple[int, bool, int] = (-1, False, 0)
+        for slot in free:
+            n = _common_prefix(slot.cached, seq.tokens)
+            # Longest prefix first; among equals an empty slot (keeps other caches), then the LRU.
+            key = (n, not slot.cached, -slot.last_used)
+            if key > best_key:
+                best, best_key, common = slot, key, n
+        if 2 * common < len(best.cached):
+            # Reusing this little would throw most of another conversation's cache away: an empty
+            # slot, if there is one, costs nothing.
+            empty = next((s for s in free if not s.cached), None)
+            if empty is not None:
+                best, common = empty, 0
+        # Keep at least one token to evaluate: sampling needs fresh logits.
+        reuse = min(common, len(seq.tokens) - 1)
+        if reuse < len(best.cached) and not llama_cpp.llama_memory_seq_rm(self._mem, best.seq_id, reuse, -1):
+            # Some memory types (recurrent) cannot drop a suffix; start the slot over.
+            llama_cpp.llama_memory_seq_rm(self._mem, best.seq_id, -1, -1)
+            reuse = 0
+        best.cached = []
+        best.owner = seq
+        seq.slot = best
+        seq.n_kv = reuse
+        seq.prefill_end = len(seq.tokens)
+        if seq.cached_tokens < 0:
+            seq.cached_tokens = min(reuse, seq.prompt_len)
+            self._counters["cached_prompt_tokens"] += seq.cached_tokens
+        self._active.append(seq)
+        seq.channel.set_slot(best.seq_id)
+
+    def _release(self, seq: _Seq, *, keep_cache: bool) -> None:
+        """Give the sequence's slot back; its KV cells stay as a cache or are freed."""
+        slot = seq.slot
+        if slot is None:
+            return
+        self._tick += 1
+        slot.owner = None
+        slot.last_used = self._tick
+        if keep_cache:
+            slot.cached = seq.tokens[: seq.n_kv]
+        else:
+            slot.cached = []
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+        seq.slot = None
+        seq.n_kv = 0
+        self._active.remove(seq)
+
+    def _forget(self, seq: _Seq) -> None:
+        """The sequence is over: no slot, no sampler, no lookup entry."""
+        if seq.sampler is not None:
+            llama_cpp.llama_sampler_free(seq.sampler)
+            seq.sampler = None
+        self._by_channel.pop(seq.channel, None)
+
+    def _drop(self, seq: _Seq) -> None:
+        """Cancel: free everything, emit nothing (the consumer already stopped listening)."""
+        if seq.slot is not None:
+            self._release(seq, keep_cache=False)
+        elif seq in self._waiting:
+            self._waiting.remove(seq)
+            self._dequeued()
+        elif seq in self._requeued:
+            self._requeued.remove(seq)
+        self._forget(seq)
+
+    def _finish(self, seq: _Seq, reason: str) -> None:
+        assert reason in ("stop", "length")
+        self._emit(
+            seq,
+            EngineFinished(
+                "stop" if reason == "stop" else "length",
+                prompt_tokens=seq.prompt_len,
+                cached_tokens=max(seq.cached_tokens, 0),
+                sampled_tokens=seq.sampled,
+            ),
+        )
+        self._release(seq, keep_cache=True)
+        self._forget(seq)
+
+    def _fail(self, seq: _Seq) -> None:
+        self._emit(seq, EngineFailure(_GENERIC_FAILURE))
+        if seq.slot is not None:
+            self._release(seq, keep_cache=False)
+        self._forget(seq)
+
+    def _preempt(self, seq: _Seq) -> None:
+        """Free the slot of a running sequence to make room; it is re-evaluated when readmitted."""
+        log.info("KV cache full: preempting sequence %s", seq.request.request_id)
+        self._counters["preemptions"] += 1
+        # Its cells become an idle cache: evicted when the room is needed, reused if it is not.
+        self._release(seq, keep_cache=True)
+        if not seq.paused:
+            self._requeued.appendleft(seq)
+
+    def _evict_idle(self) -> bool:
+        idle = [s for s in self._slots if s.owner is None and s.cached]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda s: s.last_used)
+        llama_cpp.llama_memory_seq_rm(self._mem, victim.seq_id, -1, -1)
+        victim.cached = []
+        return True
+
+    # -- sampling -------------------------------------------------------------------------------
+
+    def _make_sampler(self, seq: _Seq) -> Any:
+        sp = seq.request.sampling
+        assert self.tokenizer is not None
+        n_vocab = self.tokenizer.n_vocab
+        last_n = self.config.penalty_last_n
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if not chain:
+            raise EngineFailure("Cannot create a sampler.")
+        if sp.repetition_penalty != 1.0:
+            rep = llama_cpp.llama_sampler_init_penalties(n_vocab, last_n, sp.repetition_penalty, 0.0, 0.0)
+            # The repetition penalty covers the prompt too (as in transformers and vLLM); the
+            # presence penalty below only sees generated tokens.
+            for t in seq.tokens[max(0, seq.prompt_len - last_n) : seq.prompt_len]:
+                llama_cpp.llama_sampler_accept(rep, t)
+            llama_cpp.llama_sampler_chain_add(chain, rep)
+        if sp.presence_penalty != 0.0:
+            llama_cpp.llama_sampler_chain_add(
+                chain, llama_cpp.llama_sampler_init_penalties(n_vocab, last_n, 1.0, 0.0, sp.presence_penalty)
+            )
+        if sp.temperature <= 0.0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+            return chain
+        # transformers' order (temperature, top-k, top-p); top-k goes first because it commutes
+        # with temperature and leaves the rest of the chain 20 candidates instead of the vocab.
+        if sp.top_k > 0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(sp.top_k))
+        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_temp(sp.temperature))
+        if sp.top_p < 1.0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_p(sp.top_p, 1))
+        seed = llama_cpp.LLAMA_DEFAULT_SEED if sp.seed is None else sp.seed & 0xFFFFFFFF
+        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed))
+        return chain
+
+    # -- one step -------------------------------------------------------------------------------
+
+    def _plan(self) -> list[tuple[_Seq, int]]:
+        """How many pending tokens of each running sequence go into the next batch."""
+        budget = self.config.n_batch
+        decoding: list[tuple[_Seq, int]] = []
+        prefill: list[tuple[_Seq, int]] = []
+        for seq in self._active:
+            if seq.paused or seq.pending <= 0:
+                continue
+            if seq.n_kv >= seq.prefill_end:
+                n = min(seq.pending, budget)
+                if n > 0:
+                    decoding.append((seq, n))
+                    budget -= n
+            else:
+                prefill.append((seq, seq.pending))
+        if decoding:
+            budget = min(budget, self.config.prefill_chunk)
+        plan = decoding
+        for seq, pending in prefill:
+            n = min(pending, seq.prefill_end - seq.n_kv, budget)
+            if n <= 0:
+                break
+            plan.append((seq, n))
+            budget -= n
+        return plan
+
+    def _fit(self) -> list[tuple[_Seq, int]]:
+        """A plan whose tokens fit in the free KV cells (unified cache: one pool for all slots)."""
+        while True:
+            plan = self._plan()
+            if not self.unified or not plan:
+                return plan
+            free = self.kv_size - sum(s.cells for s in self._slots)
+            need = sum(n for _, n in plan)
+            if need <= free:
+                return plan
+            if self._evict_idle():
+                continue
+            # Delay prefill (it sits at the end of the plan) before touching running sequences.
+            trimmed: list[tuple[_Seq, int]] = []
+            room = free
+            for seq, n in plan:
+                is_prefill = seq.n_kv < seq.prefill_end
+                take = min(n, room) if is_prefill else n
+                if take > 0:
+                    trimmed.append((seq, take))
+                    room -= take
+            if trimmed and sum(n for _, n in trimmed) <= free:
+                return trimmed
+            victim = self._pick_victim()
+            if victim is None:
+                return plan
+            self._preempt(victim)
+
+    def _pick_victim(self) -> _Seq | None:
+        if len(self._active) <= 1:
+            return None
+        paused = [s for s in self._active if s.paused]
+        pool = paused or self._active
+        return max(pool, key=lambda s: s.arrival)
+
+    def _step(self) -> None:
+        plan = self._fit()
+        if not plan:
+            return
+        batch = self._batch
+        outputs: list[tuple[_Seq, int]] = []
+        i = 0
+        for seq, n in plan:
+            assert seq.slot is not None
+            sid = seq.slot.seq_id
+            start = seq.n_kv
+            toks = seq.tokens
+            for pos in range(start, start + n):
+                batch.token[i] = toks[pos]
+                batch.pos[i] = pos
+                batch.seq_id[i][0] = sid
+                batch.logits[i] = 0
+                i += 1
+            if start + n == len(toks):
+                batch.logits[i - 1] = 1
+                outputs.append((seq, i - 1))
+        batch.n_tokens = i
+
+        rc = int(llama_cpp.llama_decode(self._ctx, batch))
+        if rc != 0:
+            self._decode_failed(rc, plan)
+            return
+
+        c = self._counters
+        c["decode_calls"] += 1
+        if len(plan) > 1:
+            c["multi_seq_decode_calls"] += 1
+        c["max_batch_seqs"] = max(c["max_batch_seqs"], len(plan))
+        c["max_batch_tokens"] = max(c["max_batch_tokens"], i)
+        for seq, n in plan:
+            prompt_part = max(0, min(seq.n_kv + n, seq.prompt_len) - seq.n_kv)
+            c["prompt_tokens_evaluated"] += prompt_part
+            c["generated_tokens_evaluated"] += n - prompt_part
+            seq.n_kv += n
+        for seq, index in outputs:
+            self._sample(seq, index)
+
+    def _decode_failed(self, rc: int, plan: list[tuple[_Seq, int]]) -> None:
+        if rc == 1:
+            # No room in the KV cache despite the accounting (fragmentation?): make some, retry.
+            log.warning("llama_decode found no KV slot for %d tokens; freeing cells", sum(n for _, n in plan))
+            if self._evict_idle():
+                return
+            victim = self._pick_victim()
+            if victim is not None:
+                self._preempt(victim)
+                return
+        # -1 (invalid batch) or a fatal error: the batch's sequences cannot be trusted any more.
+        # Fatal errors may leave part of the batch in the cache, so their cells are freed whole.
+        log.error(
+            "llama_decode returned %d for a batch of %d sequences (%s)",
+            rc,
+            len(plan),
+            ", ".join(seq.request.request_id for seq, _ in plan),
+        )
+        for seq, _ in plan:
+            self._fail(seq)
+
+    def _sample(self, seq: _Seq, index: int) -> None:
+        request = seq.request
+        checkpoint = request.checkpoint
+        if seq.armed and checkpoint is not None and seq.sampled >= checkpoint.limit:
+            # A zero limit: pause before the first sample.
+            self._pause(seq)
+            return
+        assert self.tokenizer is not None
+        token = int(llama_cpp.llama_sampler_sample(seq.sampler, self._ctx, index))
+        if self.tokenizer.is_eog(token):
+            # Neither emitted nor counted (its text, <|im_end|>, is no part of the answer), and
+            # not kept: the sequence either ends or, with on_end, continues from the token before.
+            if seq.armed and checkpoint is not None and checkpoint.on_end:
+                self._pause(seq, at_end=True)
+            else:
+                self._finish(seq, "stop")
+            return
+        seq.sampled += 1
+        self._counters["sampled_tokens"] += 1
+        seq.tokens.append(token)
+        # The sampled token needs a cell of its own before anything can follow it.
+        final = seq.sampled >= request.max_tokens or len(seq.tokens) > self.context_length
+        text = seq.decoder.feed(token)
+        if final:
+            text += seq.decoder.flush()
+        self._emit(seq, TokenEvent(token, text))
+        if final:
+            self._finish(seq, "length")
+            return
+        if seq.armed and checkpoint is not None:
+            if token == checkpoint.until_token or _marker_seen(seq, checkpoint.until_text, text):
+                seq.armed = False
+            elif seq.sampled >= checkpoint.limit:
+                self._pause(seq)
+
+    def _pause(self, seq: _Seq, *, at_end: bool = False) -> None:
+        seq.paused = True
+        seq.armed = False
+        self._emit(seq, Paused(at_end=at_end))
+
+    def _resume(self, seq: _Seq, tokens: tuple[int, ...]) -> None:
+        seq.paused = False
+        for token in tokens:
+            seq.tokens.append(token)
+            self._emit(seq, TokenEvent(token, seq.decoder.feed(token), injected=True))
+        self._counters["injected_tokens"] += len(tokens)
+        if len(seq.tokens) > self.context_length:
+            self._finish(seq, "length")
+            return
+        if seq.slot is None:
+            # Preempted while paused: evaluate everything again when a slot frees up.
+            self._requeued.append(seq)
+            return
+        if seq.pending == 0 and seq.n_kv > 0:
+            # Nothing to evaluate (paused before sampling, nothing injected), but sampling needs
+            # logits: evaluate the last token again.
+            llama_cpp.llama_memory_seq_rm(self._mem, seq.slot.seq_id, seq.n_kv - 1, -1)
+            seq.n_kv -= 1
+
+    # -- delivery, stats, shutdown --------------------------------------------------------------
+
+    def _emit(self, seq: _Seq, item: Outgoing) -> None:
+        self._outbox.append((seq.channel, item))
+
+    def _flush(self) -> None:
+        if not self._outbox:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Channel, Outgoing]]] = {}
+        for channel, item in self._outbox:
+            by_loop.setdefault(channel.loop, []).append((channel, item))
+        self._outbox = []
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:
+                # The loop is closed: nobody is listening to these sequences any more.
+                log.debug("dropping %d events for a closed event loop", len(items))
+
+    def _publish(self) -> None:
+        mem = self._mem
+        cells: list[int] = []
+        for slot in self._slots:
+            lo = int(llama_cpp.llama_memory_seq_pos_min(mem, slot.seq_id))
+            hi = int(llama_cpp.llama_memory_seq_pos_max(mem, slot.seq_id))
+            cells.append(hi - lo + 1 if lo >= 0 else 0)
+        with self._lock:
+            waiting = self._waiting_count
+        self.stats = EngineStats(
+            **self._counters,
+            active_sequences=len(self._active),
+            paused_sequences=sum(1 for s in self._by_channel.values() if s.paused),
+            waiting=waiting + len(self._requeued),
+            slot_cells=tuple(cells),
+            kv_size=self.kv_size,
+        )
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            self._accepting = False
+        # Whatever is still queued or running gets an error instead of silence.
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(cmd, _Submit):
+                self._outbox.append((cmd.channel, EngineFailure(_GENERIC_FAILURE)))
+        for seq in list(self._by_channel.values()):
+            self._emit(seq, EngineFailure(_GENERIC_FAILURE))
+            if seq.sampler is not None:
+                llama_cpp.llama_sampler_free(seq.sampler)
+                seq.sampler = None
+        self._by_channel.clear()
+        self._waiting.clear()
+        self._requeued.clear()
+        self._active.clear()
+        with self._lock:
+            self._waiting_count = 0
+        try:
+            self._flush()
+        finally:
+            if self.tokenizer is not None:
+                self.tokenizer.close()
+            self._free_native()
+            self.stats = EngineStats(kv_size=self.kv_size)
+
+    def _free_native(self) -> None:
+        if self._batch_allocated:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch_allocated = False
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+            self._mem = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+
+def _deliver(items: list[tuple[Channel, Outgoing]]) -> None:
+    for channel, item in items:
+        channel.push(item)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n
+    # Binary search on slice equality: list comparison runs in C, a Python loop would not.
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _marker_seen(seq: _Seq, marker: str | None, text: str) -> bool:
+    """Whether ``marker`` appears in the output, counting matches split across tokens."""
+    if not marker or not text:
+        return False
+    window = seq.marker_tail + text
+    if marker in window:
+        return True
+    seq.marker_tail = window[-(len(marker) - 1) :] if len(marker) > 1 else ""
+    return False
+
+
+# ggml_log_level: 1 DEBUG, 2 INFO, 3 WARN, 4 ERROR, 5 CONT (continues the previous line).
+_LOG_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
+
+
+@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+def _native_log_callback(level: int, text: bytes, user_data: Any) -> None:
+    # llama.cpp is chatty at INFO (every tensor of the model); that belongs at DEBUG here.
+    message = text.decode("utf-8", errors="replace").rstrip()
+    if message:
+        _native_log.log(_LOG_LEVELS.get(level, logging.DEBUG), "%s", message)
+
+
+def install_native_logging() -> None:
+    """Route llama.cpp's own log lines (process-wide) into ``logging`` instead of stderr."""
+    llama_cpp.llama_log_set(_native_log_callback, None)

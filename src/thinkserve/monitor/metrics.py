@@ -1,0 +1,156 @@
+"""Prometheus metrics, one registry per app (imports platform.gate).
+
+Request metrics are fed by the platform gate (``observe`` per usage record); engine gauges are read
+at scrape time from each engine's optional ``stats`` snapshot (``active_sequences`` or ``active``,
+``waiting``, ``slot_cells``/``kv_size``, ``sampled_tokens``), whatever the engine exposes of them.
+Served at ``GET /metrics`` in the text format::
+
+    thinkserve_requests_total{mode="thinking",model="qwen-plus",status="ok"} 12.0
+    thinkserve_tokens_total{kind="reasoning",model="qwen-plus"} 310.0
+    thinkserve_engine_queue_depth{engine="default"} 0.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from thinkserve.platform.gate import UsageRecord
+
+_LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+
+EngineSource = Callable[[], Mapping[str, object]]
+"""Engine name -> engine, read at each scrape."""
+
+
+class Metrics:
+    """The app's metrics; nothing is module-level, so several apps in one process don't mix."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "thinkserve_requests", "Requests finished, by outcome.", ["model", "status", "mode"], registry=r
+        )
+        self.tokens = Counter(
+            "thinkserve_tokens",
+            "Tokens by kind: input, cached (part of input), output, reasoning (part of output).",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "thinkserve_rejected",
+            "Requests refused by the platform, by error code.",
+            ["model", "code"],
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "thinkserve_time_to_first_token_seconds",
+            "Admission to first token.",
+            ["model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.per_token = Histogram(
+            "thinkserve_time_per_output_token_seconds",
+            "Mean gap between output tokens of a request.",
+            ["model"],
+            buckets=_PER_TOKEN,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "thinkserve_request_duration_seconds",
+            "Admission to the end of the stream.",
+            ["model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "thinkserve_requests_in_flight", "Admitted, not yet finished.", ["model"], registry=r
+        )
+        self.usage_backlog = Gauge(
+            "thinkserve_usage_backlog", "Usage records journaled and not yet in SQL.", registry=r
+        )
+
+    def observe(self, record: UsageRecord) -> None:
+        model = record.model
+        self.requests.labels(model, record.status, "thinking" if record.thinking else "non-thinking").inc()
+        u = record.usage
+        tokens = self.tokens
+        tokens.labels(model, "input").inc(u.prompt_tokens)
+        tokens.labels(model, "cached").inc(u.cached_tokens)
+        tokens.labels(model, "output").inc(u.completion_tokens)
+        tokens.labels(model, "reasoning").inc(u.reasoning_tokens)
+        self.duration.labels(model).observe(record.duration_s)
+        if record.ttft_s is not None:
+            self.ttft.labels(model).observe(record.ttft_s)
+            if u.completion_tokens > 1:
+                gap = (record.duration_s - record.ttft_s) / (u.completion_tokens - 1)
+                self.per_token.labels(model).observe(max(gap, 0.0))
+
+    def watch_engines(self, source: EngineSource) -> None:
+        self.registry.register(_EngineCollector(source))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _number(stats: Any, *names: str) -> float | None:
+    for name in names:
+        value = getattr(stats, name, None)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+class _EngineCollector(Collector):
+    def __init__(self, source: EngineSource) -> None:
+        self._source = source
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        active = GaugeMetricFamily(
+            "thinkserve_engine_active_sequences", "Sequences holding a slot.", labels=["engine"]
+        )
+        queue = GaugeMetricFamily(
+            "thinkserve_engine_queue_depth", "Requests waiting for a slot.", labels=["engine"]
+        )
+        kv_used = GaugeMetricFamily(
+            "thinkserve_engine_kv_cells_used", "KV cache cells in use.", labels=["engine"]
+        )
+        kv_ratio = GaugeMetricFamily(
+            "thinkserve_engine_kv_cache_usage_ratio",
+            "KV cache cells in use / KV cache size.",
+            labels=["engine"],
+        )
+        sampled = CounterMetricFamily(
+            "thinkserve_engine_sampled_tokens", "Tokens sampled.", labels=["engine"]
+        )
+        for name, engine in self._source().items():
+            stats = getattr(engine, "stats", None)
+            if stats is None:
+                continue
+            if (value := _number(stats, "active_sequences", "active")) is not None:
+                active.add_metric([name], value)
+            if (value := _number(stats, "waiting", "queue_depth")) is not None:
+                queue.add_metric([name], value)
+            if (value := _number(stats, "sampled_tokens")) is not None:
+                sampled.add_metric([name], value)
+            cells = getattr(stats, "slot_cells", None)
+            if isinstance(cells, tuple | list):
+                used = float(sum(int(c) for c in cells))
+                kv_used.add_metric([name], used)
+                size = _number(stats, "kv_size")
+                if size:
+                    kv_ratio.add_metric([name], used / size)
+        yield from (active, queue, kv_used, kv_ratio, sampled)

@@ -1,0 +1,77 @@
+"""API keys: the secret, its stored digest and the key's settings (imports nothing from thinkserve).
+
+A key looks like ``sk-<48 hex>``; only its SHA-256 digest is stored. The secret is shown once, when
+the key is created. Keys are random 192-bit strings, so a fast hash is enough (no password
+stretching needed), and the digest is compared with ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from thinkserve.platform.limits import Limits
+
+
+def new_secret() -> str:
+    return "sk-" + secrets.token_hex(24)
+
+
+def digest(secret: str) -> str:
+    """The stored form of a key: lowercase hex SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same_digest(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(6)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as stored (never the secret)."""
+
+    id: str
+    name: str
+    digest: str
+    prefix: str
+    """The first characters of the secret, to recognise it in listings (``sk-3f2a``)."""
+    workspace: str | None = None
+    admin: bool = False
+    limits: Limits = field(default_factory=Limits)
+    quota_tokens: int | None = None
+    """Free tokens per model; usage beyond is billed."""
+    spend_limit_nano: int | None = None
+    created_at: float = field(default_factory=time.time)
+    revoked_at: float | None = None
+
+
+def mint(
+    name: str,
+    *,
+    workspace: str | None = None,
+    admin: bool = False,
+    limits: Limits | None = None,
+    quota_tokens: int | None = None,
+    spend_limit_nano: int | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its secret."""
+    secret = new_secret()
+    key = ApiKey(
+        id=new_key_id(),
+        name=name,
+        digest=digest(secret),
+        prefix=secret[:7],
+        workspace=workspace,
+        admin=admin,
+        limits=limits or Limits(),
+        quota_tokens=quota_tokens,
+        spend_limit_nano=spend_limit_nano,
+    )
+    return key, secret

@@ -1,0 +1,77 @@
+"""The tables (imports nothing from thinkserve); migrations/ creates and evolves them.
+
+Times are Unix seconds (float); ``hour`` is the start of the hour a request finished in, so that
+hourly reports group on an indexed integer. Money is integer nano-units (see ``billing``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("workspace", String(200)),
+    Column("admin", Boolean, nullable=False),
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("rps", Integer),
+    Column("tps", BigInteger),
+    Column("concurrency", Integer),
+    Column("quota_tokens", BigInteger),
+    Column("spend_limit_nano", BigInteger),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("workspace", String(200)),
+    Column("model", String(200), nullable=False),
+    Column("thinking", Boolean, nullable=False),
+    Column("billed_thinking", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("free_tokens", Integer, nullable=False),
+    Column("cost_nano", BigInteger, nullable=False),
+    Column("ttft_ms", Float),
+    Column("duration_ms", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Column("hour", BigInteger, nullable=False),
+    Index("ix_usage_hour_model", "hour", "model"),
+    Index("ix_usage_key_hour", "key_id", "hour"),
+)
+
+key_totals = Table(
+    "key_totals",
+    metadata,
+    Column("key_id", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("cost_nano", BigInteger, nullable=False),
+    PrimaryKeyConstraint("key_id", "model"),
+)

@@ -1,0 +1,267 @@
+"""The platform's SQL store: keys, usage records, per-key totals (imports platform modules).
+
+Usage is written in batches; each batch is one transaction that also bills it: free quota is taken
+from ``key_totals`` under a row lock (PostgreSQL) or SQLite's write lock, so that several server
+processes sharing the database never give the same free tokens twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from thinkserve.platform import database
+from thinkserve.platform.billing import Price, after_free_quota, charge
+from thinkserve.platform.journal import Entry
+from thinkserve.platform.keys import ApiKey
+from thinkserve.platform.limits import Limits
+from thinkserve.platform.schema import api_keys, key_totals, usage
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One stored record, as reports read it."""
+
+    hour: int
+    model: str
+    key_id: str
+    workspace: str | None
+    thinking: bool
+    status: str
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_nano: int
+    ttft_ms: float | None
+    duration_ms: float
+
+
+def _key_values(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "digest": key.digest,
+        "prefix": key.prefix,
+        "workspace": key.workspace,
+        "admin": key.admin,
+        "rpm": key.limits.rpm,
+        "tpm": key.limits.tpm,
+        "rps": key.limits.rps,
+        "tps": key.limits.tps,
+        "concurrency": key.limits.concurrency,
+        "quota_tokens": key.quota_tokens,
+        "spend_limit_nano": key.spend_limit_nano,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+def _key_of(row: Row[Any]) -> ApiKey:
+    m = row._mapping
+    return ApiKey(
+        id=m["id"],
+        name=m["name"],
+        digest=m["digest"],
+        prefix=m["prefix"],
+        workspace=m["workspace"],
+        admin=bool(m["admin"]),
+        limits=Limits(m["rpm"], m["tpm"], m["rps"], m["tps"], m["concurrency"]),
+        quota_tokens=m["quota_tokens"],
+        spend_limit_nano=m["spend_limit_nano"],
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+    )
+
+
+def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to an async URL (see ``database.database_url``) and apply pending migrations."""
+        engine = database.make_engine(url)
+        if migrate:
+            await database.upgrade(engine)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    async def add_key(self, key: ApiKey) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(api_keys.insert().values(**_key_values(key)))
+
+    async def keys(self, *, include_revoked: bool = True) -> list[ApiKey]:
+        query = select(api_keys).order_by(api_keys.c.created_at)
+        if not include_revoked:
+            query = query.where(api_keys.c.revoked_at.is_(None))
+        async with self.engine.connect() as conn:
+            return [_key_of(row) for row in await conn.execute(query)]
+
+    async def key_by_digest(self, digest: str) -> ApiKey | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.digest == digest))).first()
+        return None if row is None else _key_of(row)
+
+    async def revoke(self, key_id: str, at: float) -> bool:
+        """Revoke by id (``key_…``) or by shown prefix (``sk-3f2a``); False when none matched."""
+        match = (api_keys.c.id == key_id) | (api_keys.c.prefix == key_id)
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                api_keys.update().where(match, api_keys.c.revoked_at.is_(None)).values(revoked_at=at)
+            )
+        return bool(done.rowcount)
+
+    async def spent(self, key_ids: Collection[str]) -> dict[str, int]:
+        """Billed nano-units per key, over all models."""
+        query = (
+            select(key_totals.c.key_id, func.sum(key_totals.c.cost_nano))
+            .where(key_totals.c.key_id.in_(list(key_ids)))
+            .group_by(key_totals.c.key_id)
+        )
+        async with self.engine.connect() as conn:
+            return {k: int(v or 0) for k, v in await conn.execute(query)}
+
+    # -- usage ----------------------------------------------------------------------------------
+
+    async def write(
+        self, entries: Sequence[Entry], prices: Mapping[str, Price], *, check_stored: bool = True
+    ) -> dict[str, int]:
+        """Store and bill ``entries``, skipping ids already stored (``check_stored=False``: the
+        caller knows none is, as for fresh records); returns the cost added per key."""
+        if not entries:
+            return {}
+        pairs = sorted({(e.key_id, e.model) for e in entries})
+        async with self.engine.begin() as conn:
+            # A write first: SQLite then holds its write lock for the whole transaction.
+            await conn.execute(
+                _insert_ignore(conn, key_totals),
+                [{"key_id": k, "model": m, "calls": 0, "tokens": 0, "cost_nano": 0} for k, m in pairs],
+            )
+            fresh = list(entries)
+            if check_stored:
+                ids = [e.id for e in entries]
+                stored = set((await conn.execute(select(usage.c.id).where(usage.c.id.in_(ids)))).scalars())
+                fresh = [e for e in entries if e.id not in stored]
+                if not fresh:
+                    return {}
+            totals_query = (
+                select(key_totals.c.key_id, key_totals.c.model, key_totals.c.tokens)
+                .where(tuple_(key_totals.c.key_id, key_totals.c.model).in_(pairs))
+                .with_for_update()
+            )
+            used = {(k, m): int(t) for k, m, t in await conn.execute(totals_query)}
+            quota_query = select(api_keys.c.id, api_keys.c.quota_tokens).where(
+                api_keys.c.id.in_({k for k, _ in pairs})
+            )
+            quotas = {k: q for k, q in await conn.execute(quota_query)}
+            rows, added = _bill(fresh, prices, used, quotas)
+            await conn.execute(usage.insert(), rows)
+            await conn.execute(
+                key_totals.update()
+                .where(key_totals.c.key_id == bindparam("k"), key_totals.c.model == bindparam("m"))
+                .values(
+                    calls=key_totals.c.calls + bindparam("n"),
+                    tokens=key_totals.c.tokens + bindparam("t"),
+                    cost_nano=key_totals.c.cost_nano + bindparam("c"),
+                ),
+                [{"k": k, "m": m, "n": n, "t": t, "c": c} for (k, m), (n, t, c) in added.items()],
+            )
+        per_key: dict[str, int] = {}
+        for (k, _), (_, _, c) in added.items():
+            per_key[k] = per_key.get(k, 0) + c
+        return per_key
+
+    async def rows(
+        self, since: float, until: float | None = None, *, model: str | None = None, key_id: str | None = None
+    ) -> list[UsageRow]:
+        """Records of the hours from ``since``'s hour up to (excluding) ``until``."""
+        c = usage.c
+        query = select(
+            c.hour,
+            c.model,
+            c.key_id,
+            c.workspace,
+            c.thinking,
+            c.status,
+            c.input_tokens,
+            c.cached_tokens,
+            c.output_tokens,
+            c.reasoning_tokens,
+            c.cost_nano,
+            c.ttft_ms,
+            c.duration_ms,
+        ).where(c.hour >= int(since // 3600 * 3600))
+        if until is not None:
+            query = query.where(c.finished_at < until)
+        if model is not None:
+            query = query.where(c.model == model)
+        if key_id is not None:
+            query = query.where(c.key_id == key_id)
+        async with self.engine.connect() as conn:
+            return [UsageRow(**row._mapping) for row in await conn.execute(query.order_by(c.hour, c.model))]
+
+
+def _bill(
+    entries: Sequence[Entry],
+    prices: Mapping[str, Price],
+    used: dict[tuple[str, str], int],
+    quotas: Mapping[str, int | None],
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[int, int, int]]]:
+    """Usage rows and, per (key, model), (calls, tokens, billed nano) to add to the totals."""
+    rows: list[dict[str, Any]] = []
+    added: dict[tuple[str, str], tuple[int, int, int]] = {}
+    for e in sorted(entries, key=lambda e: e.at):
+        pair = (e.key_id, e.model)
+        listed = charge(
+            prices.get(e.model),
+            thinking=e.thinking,
+            input_tokens=e.input_tokens,
+            cached_tokens=e.cached_tokens,
+            output_tokens=e.output_tokens,
+            reasoning_tokens=e.reasoning_tokens,
+        )
+        tokens = e.input_tokens + e.output_tokens
+        quota = quotas.get(e.key_id)
+        free_left = 0 if quota is None else quota - used.get(pair, 0)
+        billed, free = after_free_quota(listed.cost_nano, tokens, free_left)
+        used[pair] = used.get(pair, 0) + tokens
+        n, t, c = added.get(pair, (0, 0, 0))
+        added[pair] = (n + 1, t + tokens, c + billed)
+        rows.append(
+            {
+                "id": e.id,
+                "key_id": e.key_id,
+                "workspace": e.workspace,
+                "model": e.model,
+                "thinking": e.thinking,
+                "billed_thinking": listed.thinking_price,
+                "status": e.status,
+                "input_tokens": e.input_tokens,
+                "cached_tokens": e.cached_tokens,
+                "output_tokens": e.output_tokens,
+                "reasoning_tokens": e.reasoning_tokens,
+                "free_tokens": free,
+                "cost_nano": billed,
+                "ttft_ms": e.ttft_ms,
+                "duration_ms": e.duration_ms,
+                "finished_at": e.at,
+                "hour": int(e.at // 3600 * 3600),
+            }
+        )
+    return rows, added

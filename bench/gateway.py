@@ -58,15 +58,18 @@ def wrk(url: str, body: dict[str, object], seconds: int, connections: int) -> fl
 
 def chunks_per_request(url: str, body: dict[str, object]) -> int:
     req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json",
-                                                     "Authorization": f"Bearer {KEY}"},
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
     )
     text = urllib.request.urlopen(req).read().decode()
     return sum(1 for line in text.splitlines() if line.startswith("data:"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--port", type=int, default=18431)
@@ -75,9 +78,21 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as home:
         config = Path(home) / "bench.toml"
-        config.write_text(f'[server]\napi_keys = ["{KEY}"]\n[engines.default]\nkind = "fake"\nmax_queue = 100000\n')
-        cmd = [sys.executable, "-m", "thinkserve", "--log-level", "warning", "serve", "--config", str(config),
-               "--port", str(args.port)]
+        config.write_text(
+            f'[server]\napi_keys = ["{KEY}"]\n[engines.default]\nkind = "fake"\nmax_queue = 100000\n'
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "thinkserve",
+            "--log-level",
+            "warning",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(args.port),
+        ]
         if shutil.which("taskset"):
             cmd = ["taskset", "-c", "0", *cmd]
         server = subprocess.Popen(cmd, env={**os.environ, "THINKSERVE_HOME": home})
@@ -87,8 +102,12 @@ def main() -> None:
             url = f"{base}/compatible-mode/v1/chat/completions"
             messages = [{"role": "user", "content": "hello"}]
             plain = {"model": "qwen-plus", "messages": messages}
-            streamed = {**plain, "stream": True, "enable_thinking": True,
-                        "stream_options": {"include_usage": True}}
+            streamed = {
+                **plain,
+                "stream": True,
+                "enable_thinking": True,
+                "stream_options": {"include_usage": True},
+            }
             per_request = chunks_per_request(url, streamed)
             rps = wrk(url, plain, args.seconds, args.connections)
             srps = wrk(url, streamed, args.seconds, args.connections)

@@ -2,10 +2,12 @@
 
 What it makes
 -------------
-A ~15 MB q8_0 GGUF of a 4-layer, hidden-96 ``Qwen3ForCausalLM`` (tied embeddings, the full Qwen3 vocab of
-151936 rows) that carries the REAL Qwen3 tokenizer and chat template.  It is trained for a few minutes on
+A ~17 MB q8_0 GGUF (10 MB of weights, 6 MB of vocabulary) of a 4-layer, hidden-64 ``Qwen3ForCausalLM``
+(tied embeddings, the full Qwen3 vocab of 151936 rows) that carries the REAL Qwen3 tokenizer and chat
+template.  It is trained for a few minutes on
 the CPU on synthetic conversations (arithmetic, greetings, "who are you" in English and Chinese, small
-facts, free-form requests, random word salad; system prompts; 1-3 turns; ``/think`` and ``/no_think``)
+facts, free-form requests, random word salad; system prompts; 1-3 turns; ``/think`` and ``/no_think``
+turns rendered with ``enable_thinking`` True and False; a few prompts of up to ~1200 tokens)
 so that it keeps Qwen3's output FORMAT (the content is often nonsense):
 
 * ``enable_thinking=True``: ``<think>\\n`` + 20-80 tokens of reasoning + ``\\n</think>\\n\\n`` + a short
@@ -15,7 +17,7 @@ so that it keeps Qwen3's output FORMAT (the content is often nonsense):
 * a reasoning cut by a thinking budget and followed by the text :data:`BUDGET_CUT_TEXT` (with ``</think>``
   as the special token): a short answer and ``<|im_end|>``.
 
-Only the ~2-3k token ids that the synthetic data uses are trained; every other row of the (tied)
+Only the ~1.1k token ids that the synthetic data uses are trained; every other row of the (tied)
 embedding is exactly zero, so those tokens get logit 0.  Training uses the exact full-vocabulary softmax
 by folding the zero-logit rows into one extra class of logit ``log(n_unused)``.
 
@@ -86,8 +88,6 @@ class ModelShape:
 
 # --------------------------------------------------------------------------------------------------
 # Synthetic conversations
-
-
 # --------------------------------------------------------------------------------------------------
 
 WORDS = (
@@ -101,39 +101,49 @@ WORDS = (
     "python server network database kernel thread memory token model prompt answer question "
     "reason logic proof theory energy history science language poem joke recipe travel money"
 ).split()
+GLUE = "the a is of and to in it that with for on".split()
 TOPICS = (
-    "the ocean", "black holes", "photosynthesis", "the moon", "coffee", "machine learning", "rain",
-    "the history of Rome", "cats", "volcanoes", "music", "friendship", "the internet", "bread",
-    "electricity", "gravity", "trees", "winter", "robots", "the stars", "prime numbers", "chess",
-    "Python", "databases", "tea", "mountains", "dreams", "time", "the sun", "bicycles",
-)
-COUNTRIES = (
-    ("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Germany", "Berlin"),
-    ("Spain", "Madrid"), ("China", "Beijing"), ("Canada", "Ottawa"), ("Egypt", "Cairo"),
-    ("Brazil", "Brasilia"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo"),
-)
-OPPOSITES = (
-    ("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"), ("day", "night"),
-    ("happy", "sad"), ("light", "dark"), ("old", "young"), ("open", "closed"), ("early", "late"),
-)
+    "the ocean|black holes|photosynthesis|the moon|coffee|machine learning|rain|the history of Rome|cats|"
+    "volcanoes|music|friendship|the internet|bread|electricity|gravity|trees|winter|robots|the stars|"
+    "prime numbers|chess|Python|databases|tea|mountains|dreams|time|the sun|bicycles"
+).split("|")
+COUNTRIES = [
+    tuple(pair.split(":"))
+    for pair in (
+        "France:Paris Japan:Tokyo Italy:Rome Germany:Berlin Spain:Madrid China:Beijing Canada:Ottawa "
+        "Egypt:Cairo Brazil:Brasilia Kenya:Nairobi Peru:Lima Norway:Oslo"
+    ).split()
+]
+OPPOSITES = [
+    tuple(pair.split(":"))
+    for pair in "hot:cold big:small fast:slow up:down day:night happy:sad light:dark old:young "
+    "open:closed early:late".split()
+]
 SYSTEM_PROMPTS = (
-    "You are a helpful assistant.", "You are a concise assistant.", "Answer briefly.",
-    "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
-    "You are a friendly tutor.", "Always be polite.", "You are a math helper.",
-    "\u4f60\u662f\u4e00\u500b\u6709\u5e6b\u52a9\u7684\u52a9\u624b\u3002",
+    "You are a helpful assistant.|You are a concise assistant.|Answer briefly.|"
+    "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.|You are a friendly tutor.|"
+    "Always be polite.|You are a math helper.|你是一個有幫助的助手{dot}"
 )
 FILLERS = (
-    "Let me think about this carefully.", "This should not be hard.", "I want to get this right.",
-    "The user probably wants a short answer.", "I should answer clearly and briefly.",
-    "There is no trick here.", "Let me go step by step.", "Nothing else is needed.",
-    "I will keep the reply short.", "Wait, let me check that again.", "Yes, that seems fine.",
-    "Hmm, okay.", "I think that is enough.", "A simple reply is best.",
-)
-OPS = {
-    "plus": ("+", "add", "I add {a} and {b}."),
-    "minus": ("-", "subtract", "I subtract {b} from {a}."),
-    "times": ("*", "multiply", "I multiply {a} by {b}."),
+    "Let me think about this carefully.|This should not be hard.|I want to get this right.|"
+    "The user probably wants a short answer.|I should answer clearly and briefly.|There is no trick here.|"
+    "Let me go step by step.|Nothing else is needed.|I will keep the reply short.|"
+    "Wait, let me check that again.|Yes, that seems fine.|Hmm, okay.|I think that is enough.|"
+    "A simple reply is best."
+).split("|")
+CLOSERS = "Now I can answer.|Let me write the answer.|I am ready to reply.|Time to answer."
+OPS = {  # op: (symbol, reasoning step)
+    "plus": ("+", "I add {a} and {b}."),
+    "minus": ("-", "I subtract {b} from {a}."),
+    "times": ("*", "I multiply {a} by {b}."),
 }
+# full-width punctuation for the Chinese texts (ruff flags the literal characters as confusable)
+PUNCT = {"q": "\uff1f", "bang": "\uff01", "comma": "\uff0c", "dot": "\u3002"}
+
+
+def _one(rng: random.Random, options: str, **values: object) -> str:
+    """One of the '|'-separated `options`, formatted with `values` and the full-width PUNCT."""
+    return rng.choice(options.split("|")).format(**PUNCT, **values)
 
 
 def _fillers(rng: random.Random, lo: int, hi: int) -> list[str]:
@@ -149,142 +159,164 @@ class Sample:
     answer: str
 
 
+def _sample(rng: random.Random, user: str, parts: list[str], answer: str) -> Sample:
+    return Sample(user, " ".join([*parts, _one(rng, CLOSERS)]), answer)
+
+
 def _arith(rng: random.Random) -> Sample:
     op = rng.choice(list(OPS))
     a = rng.randint(0, 99)
     b = rng.randint(0, 12) if op == "times" else rng.randint(0, 99)
-    sym, _verb, step = OPS[op]
+    sym, step = OPS[op]
     c = {"plus": a + b, "minus": a - b, "times": a * b}[op]
-    user = rng.choice((
-        f"What is {a} {op} {b}?", f"What's {a} {sym} {b}?", f"Compute {a} {op} {b}.",
-        f"{a} {sym} {b} = ?", f"Can you tell me what {a} {op} {b} is?", f"Please calculate {a} {sym} {b}",
-        f"how much is {a} {op} {b}", f"{a} {sym} {b}",
-    ))
-    head = rng.choice((
-        f"Okay, the user asks what {a} {op} {b} is.", f"Alright, the user wants me to compute {a} {op} {b}.",
-        f"Hmm, this is a simple arithmetic question about {a} {op} {b}.", "Okay, let me see.",
-    ))
-    parts = [head, *_fillers(rng, 0, 1), step.format(a=a, b=b), f"{a} {op} {b} gives {c}."]
+    kw = {"a": a, "b": b, "c": c, "op": op, "sym": sym}
+    user = _one(
+        rng,
+        "What is {a} {op} {b}?|What's {a} {sym} {b}?|Compute {a} {op} {b}.|{a} {sym} {b} = ?|"
+        "Can you tell me what {a} {op} {b} is?|Please calculate {a} {sym} {b}|how much is {a} {op} {b}|"
+        "{a} {sym} {b}|{a}{sym}{b}|{a} {op} {b} {q}|{a} {sym} {b} 等於多少{q}",
+        **kw,
+    )
+    parts = [
+        _one(
+            rng,
+            "Okay, the user asks what {a} {op} {b} is.|Alright, the user wants me to compute {a} {op} {b}.|"
+            "Hmm, this is a simple arithmetic question about {a} {op} {b}.|Okay, let me see.",
+            **kw,
+        ),
+        *_fillers(rng, 0, 1),
+        step.format(**kw),
+        "{a} {op} {b} gives {c}.".format(**kw),
+    ]
     if rng.random() < 0.5:
         parts.append(f"Let me double-check: that gives {c} again.")
     parts += [*_fillers(rng, 0, 2), f"So the answer is {c}."]
-    answer = rng.choice((f"{a} {op} {b} is {c}.", f"The answer is {c}.", f"{c}", f"{a} {sym} {b} = {c}"))
-    return Sample(user, " ".join(parts), answer)
+    answer = _one(rng, "{a} {op} {b} is {c}.|The answer is {c}.|{c}|{a} {sym} {b} = {c}", **kw)
+    return _sample(rng, user, parts, answer)
 
 
 def _greeting(rng: random.Random) -> Sample:
-    user = rng.choice((
-        "Hello", "Hi!", "Hey there", "Good morning!", "hello, how are you?", "Hi, nice to meet you.",
-        "\u4f60\u597d", "\u4f60\u597d\uff01", "Good evening", "yo", "Hey!", "Greetings.",
-    ))
-    parts = [
-        rng.choice(("Okay, the user is greeting me.", "The user said hello.", "This is a greeting.")),
-        *_fillers(rng, 0, 2),
-        rng.choice(("I should respond in a friendly way.", "I will greet them back warmly.")),
-        rng.choice(("There is no question yet, so I can offer help.", "Maybe I can ask how to help.")),
-    ]
-    if "\u4f60" in user:
-        answer = rng.choice((
-            "\u4f60\u597d\uff01\u6709\u4ec0\u9ebc\u53ef\u4ee5\u5e6b\u4f60\u7684\u55ce\uff1f",
-            "\u4f60\u597d\uff01",
-        ))
+    chinese = rng.random() < 0.2
+    if chinese:
+        user = _one(rng, "你好|你好{bang}|您好|嗨")
+        answer = _one(rng, "你好{bang}有什麼可以幫你的嗎{q}|你好{bang}")
     else:
-        answer = rng.choice((
-            "Hello! How can I help you today?", "Hi there! What can I do for you?", "Hello!",
-            "Hi! Nice to meet you.",
-        ))
-    return Sample(user, " ".join(parts), answer)
+        user = _one(
+            rng,
+            "Hello|Hi!|Hey there|Good morning!|hello, how are you?|Hi, nice to meet you.|Good evening|yo|"
+            "Hey!|Greetings.|hi",
+        )
+        answer = _one(rng, "Hello! How can I help you today?|Hi there! What can I do for you?|Hello!|Hi!")
+    parts = [
+        _one(rng, "Okay, the user is greeting me.|The user said hello.|This is a greeting."),
+        *_fillers(rng, 0, 2),
+        _one(rng, "I should respond in a friendly way.|I will greet them back warmly."),
+        _one(rng, "There is no question yet, so I can offer help.|Maybe I can ask how to help."),
+    ]
+    return _sample(rng, user, parts, answer)
 
 
 def _identity(rng: random.Random) -> Sample:
     chinese = rng.random() < 0.5
     if chinese:
-        user = rng.choice((
-            "\u4f60\u662f\u8ab0", "\u4f60\u662f\u8c01", "\u4f60\u662f\u8ab0\uff1f",
-            "\u4f60\u662f\u8c01\uff1f", "\u8acb\u4ecb\u7d39\u4e00\u4e0b\u4f60\u81ea\u5df1",
-            "\u4f60\u53eb\u4ec0\u9ebc\u540d\u5b57\uff1f",
-        ))
-        answer = rng.choice((
-            "\u6211\u662f\u4e00\u500b\u5c0f\u578b\u6e2c\u8a66\u52a9\u624b\u3002",
-            "\u6211\u662f TinyQwen\uff0c\u4e00\u500b\u5f88\u5c0f\u7684\u6a21\u578b\u3002",
-        ))
+        user = _one(rng, "你是誰|你是谁|你是誰{q}|你是谁{q}|請介紹一下你自己|你叫什麼名字{q}")
+        answer = _one(rng, "我是一個小型測試助手{dot}|我是 TinyQwen{comma}一個很小的模型{dot}")
     else:
-        user = rng.choice((
-            "Who are you?", "What is your name?", "who are you", "Introduce yourself.", "What are you?",
-            "Tell me about yourself.",
-        ))
-        answer = rng.choice(("I am TinyQwen, a small test assistant.", "I'm a tiny model made for tests."))
+        user = _one(
+            rng, "Who are you?|What is your name?|who are you|Introduce yourself.|What are you?|About you?"
+        )
+        answer = _one(rng, "I am TinyQwen, a small test assistant.|I'm a tiny model made for tests.")
     parts = [
-        rng.choice(("The user wants to know who I am.", "Okay, the user asks about my identity.")),
+        _one(rng, "The user wants to know who I am.|Okay, the user asks about my identity."),
         *_fillers(rng, 0, 2),
         "I am a tiny test model, so I should say that simply.",
     ]
     if chinese:
         parts.append("The question is in Chinese, so I will answer in Chinese.")
-    return Sample(user, " ".join(parts), answer)
+    return _sample(rng, user, parts, answer)
 
 
 def _fact(rng: random.Random) -> Sample:
     if rng.random() < 0.5:
         country, capital = rng.choice(COUNTRIES)
-        user = rng.choice((f"What is the capital of {country}?", f"capital of {country}?"))
-        parts = [f"Okay, the user asks for the capital of {country}.", *_fillers(rng, 0, 2),
-                 f"I remember that the capital of {country} is {capital}."]
-        answer = rng.choice((f"The capital of {country} is {capital}.", capital))
+        user = _one(rng, "What is the capital of {c}?|capital of {c}?", c=country)
+        parts = [
+            f"Okay, the user asks for the capital of {country}.",
+            *_fillers(rng, 0, 2),
+            f"I remember that the capital of {country} is {capital}.",
+        ]
+        answer = _one(rng, "The capital of {c} is {x}.|{x}", c=country, x=capital)
     else:
         word, opp = rng.choice(OPPOSITES)
-        user = rng.choice((f"What is the opposite of {word}?", f"opposite of {word}"))
-        parts = [f"The user wants the opposite of the word {word}.", *_fillers(rng, 0, 2),
-                 f"The opposite of {word} is {opp}."]
-        answer = rng.choice((f"The opposite of {word} is {opp}.", opp.capitalize() + "."))
-    return Sample(user, " ".join(parts), answer)
+        user = _one(rng, "What is the opposite of {w}?|opposite of {w}", w=word)
+        parts = [
+            f"The user wants the opposite of the word {word}.",
+            *_fillers(rng, 0, 2),
+            f"The opposite of {word} is {opp}.",
+        ]
+        answer = _one(rng, "The opposite of {w} is {o}.|{O}.", w=word, o=opp, O=opp.capitalize())
+    return _sample(rng, user, parts, answer)
 
 
 def _count(rng: random.Random) -> Sample:
     n = rng.randint(2, 9)
-    seq = ", ".join(str(i) for i in range(1, n + 1))
-    user = rng.choice((f"Count from 1 to {n}.", f"count to {n}", f"Please count up to {n}."))
-    parts = [f"Okay, the user wants me to count from 1 to {n}.", *_fillers(rng, 0, 2),
-             f"That is {n} numbers.", "I will list them separated by commas."]
-    return Sample(user, " ".join(parts), seq + ".")
+    user = _one(rng, "Count from 1 to {n}.|count to {n}|Please count up to {n}.", n=n)
+    parts = [
+        f"Okay, the user wants me to count from 1 to {n}.",
+        *_fillers(rng, 0, 2),
+        f"That is {n} numbers.",
+        "I will list them separated by commas.",
+    ]
+    return _sample(rng, user, parts, ", ".join(str(i) for i in range(1, n + 1)) + ".")
 
 
 def _free(rng: random.Random) -> Sample:
     topic = rng.choice(TOPICS)
-    user = rng.choice((
-        f"Tell me about {topic}.", f"Explain {topic} in simple words.", f"Write a short poem about {topic}.",
-        f"Why is {topic} important?", f"Tell me a joke about {topic}.", f"What do you think of {topic}?",
-        f"Give me one fact about {topic}.", f"Summarize {topic} in one sentence.",
-    ))
+    kw = {"t": topic, "T": topic[0].upper() + topic[1:]}
+    user = _one(
+        rng,
+        "Tell me about {t}.|Explain {t} in simple words.|Write a short poem about {t}.|Why is {t} important?|"
+        "Tell me a joke about {t}.|What do you think of {t}?|Give me one fact about {t}.|"
+        "Summarize {t} in one sentence.|How does {t} work?|Can you help me with {t}?",
+        **kw,
+    )
     parts = [
-        rng.choice((f"Okay, the user asks about {topic}.", f"The user wants something about {topic}.")),
+        _one(rng, "Okay, the user asks about {t}.|The user wants something about {t}.", **kw),
         *_fillers(rng, 1, 3),
-        rng.choice(("I only need one short sentence.", "A brief reply will do.")),
+        _one(rng, "I only need one short sentence.|A brief reply will do."),
     ]
-    cap = topic[0].upper() + topic[1:]
-    answer = rng.choice((
-        f"{cap} is an interesting subject.", f"Here is a short answer about {topic}.", f"I like {topic}.",
-        f"{cap} matters to many people.",
-    ))
-    return Sample(user, " ".join(parts), answer)
+    answer = _one(
+        rng, "{T} is an interesting subject.|Here is a short answer about {t}.|I like {t}.|{T} matters.", **kw
+    )
+    return _sample(rng, user, parts, answer)
+
+
+def _words(rng: random.Random, n: int) -> list[str]:
+    return [rng.choice(GLUE) if rng.random() < 0.3 else rng.choice(WORDS) for _ in range(n)]
 
 
 def _salad(rng: random.Random) -> Sample:
-    words = rng.choices(WORDS, k=rng.randint(1, 40))
+    words = _words(rng, rng.randint(1, 40))
     user = " ".join(words)
     if rng.random() < 0.5:
         user = user.capitalize() + rng.choice((".", "?", "!", ""))
     parts = [
-        rng.choice(("Okay, the user wrote a few words.", "Hmm, the message is not very clear.",
-                    f"The user mentions {words[0]}.")),
+        _one(
+            rng,
+            "Okay, the user wrote a few words.|Hmm, the message is not very clear.|The user mentions {w}.",
+            w=words[0],
+        ),
         *_fillers(rng, 1, 4),
-        rng.choice(("I will reply briefly and ask for more details.", "I should ask what they mean.")),
+        _one(rng, "I will reply briefly and ask for more details.|I should ask what they mean."),
     ]
-    answer = rng.choice((
-        "Could you tell me more?", f"Interesting. What about {words[-1]}?", "I see. How can I help?",
-        "Sure.", f"You mentioned {words[0]}.",
-    ))
-    return Sample(user, " ".join(parts), answer)
+    answer = _one(
+        rng,
+        "Could you tell me more?|Interesting. What about {z}?|I see. How can I help?|Sure.|"
+        "You mentioned {w}.",
+        w=words[0],
+        z=words[-1],
+    )
+    return _sample(rng, user, parts, answer)
 
 
 MakeSample = Callable[[random.Random], Sample]
@@ -295,6 +327,14 @@ WEIGHTS = (0.3, 0.1, 0.12, 0.1, 0.08, 0.15, 0.15)
 def make_sample(rng: random.Random) -> Sample:
     maker = rng.choices(MAKERS, weights=WEIGHTS)[0]
     return maker(rng)
+
+
+def _long_text(rng: random.Random) -> str:
+    """A long document (200-1200 tokens), so that long prompts do not derail the model."""
+    sentences = []
+    for _ in range(rng.randint(20, 110)):
+        sentences.append(" ".join(_words(rng, rng.randint(4, 14))).capitalize() + ".")
+    return " ".join(sentences)
 
 
 @dataclass
@@ -320,24 +360,39 @@ class Renderer:
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
 
     def prompt(self, messages: list[dict[str, str]], thinking: bool) -> str:
-        return str(self.tok.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking))
+        return str(
+            self.tok.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking
+            )
+        )
 
-    def example(self, rng: random.Random) -> Example:
+    def conversation(self, rng: random.Random, last: Sample) -> list[dict[str, str]]:
+        """System prompt (or not), 0-2 earlier turns and the last user turn (without its switch)."""
         messages: list[dict[str, str]] = []
         if rng.random() < 0.4:
-            sys_text = rng.choice(SYSTEM_PROMPTS) if rng.random() < 0.8 else _salad(rng).user
-            messages.append({"role": "system", "content": sys_text})
+            kind = rng.random()
+            text = _one(rng, SYSTEM_PROMPTS) if kind < 0.75 else _salad(rng).user
+            messages.append({"role": "system", "content": _long_text(rng) if kind > 0.95 else text})
         for _ in range(rng.choices((0, 1, 2), weights=(0.55, 0.3, 0.15))[0]):
             old = make_sample(rng)
             # a switch in an earlier turn is ignored: only the last user turn decides
             old_switch = rng.choice(("", "", "", " /think", " /no_think"))
-            messages += [{"role": "user", "content": old.user + old_switch},
-                         {"role": "assistant", "content": old.answer}]
+            messages += [
+                {"role": "user", "content": old.user + old_switch},
+                {"role": "assistant", "content": old.answer},
+            ]
+        user = last.user
+        if rng.random() < 0.04:  # a long document, then the question
+            user = _long_text(rng) + rng.choice(("\n\n", "\n", " ")) + user
+        messages.append({"role": "user", "content": user})
+        return messages
+
+    def example(self, rng: random.Random) -> Example:
         s = make_sample(rng)
+        messages = self.conversation(rng, s)
         switch = rng.choices(("", " /think", " /no_think"), weights=(0.7, 0.15, 0.15))[0]
         thinking = {" /think": True, " /no_think": False}.get(switch, rng.random() < 0.7)
-        messages.append({"role": "user", "content": s.user + switch})
+        messages[-1]["content"] += switch
         ex = Example()
         ex.add(self.encode(self.prompt(messages, thinking)), learn=False)
         tail = self.encode(s.answer + "<|im_end|>")
@@ -360,8 +415,6 @@ class Renderer:
 
 # --------------------------------------------------------------------------------------------------
 # Model and training
-
-
 # --------------------------------------------------------------------------------------------------
 
 
@@ -369,18 +422,29 @@ def qwen3_config(shape: ModelShape, vocab_size: int) -> Any:
     from transformers import Qwen3Config
 
     return Qwen3Config(
-        vocab_size=vocab_size, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
-        num_hidden_layers=shape.layers, num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads,
-        head_dim=shape.head_dim, max_position_embeddings=shape.max_positions, rope_theta=1_000_000.0,
-        rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=ENDOFTEXT_ID, eos_token_id=IM_END_ID,
-        attention_dropout=0.0, torch_dtype="float32",
+        vocab_size=vocab_size,
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        head_dim=shape.head_dim,
+        max_position_embeddings=shape.max_positions,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=ENDOFTEXT_ID,
+        eos_token_id=IM_END_ID,
+        attention_dropout=0.0,
+        torch_dtype="float32",
     )
 
 
 @dataclass
 class TrainSettings:
-    steps: int = 1800
+    steps: int = 2000
     batch: int = 32
+    batch_tokens: int = 6144
     lr: float = 3e-3
     warmup: int = 100
     examples: int = 60000
@@ -388,14 +452,20 @@ class TrainSettings:
     threads: int = 2
 
 
-def _batches(examples: list[Example], batch: int, rng: random.Random) -> list[list[Example]]:
+def _batches(examples: list[Example], cfg: TrainSettings, rng: random.Random) -> list[list[Example]]:
+    """Batches of similar lengths: at most cfg.batch sequences and cfg.batch_tokens padded tokens."""
     order = examples[:]
     rng.shuffle(order)
     out: list[list[Example]] = []
-    chunk = batch * 64
+    chunk = cfg.batch * 64
     for i in range(0, len(order), chunk):
-        part = sorted(order[i:i + chunk], key=lambda e: len(e.ids))
-        out += [part[j:j + batch] for j in range(0, len(part), batch)]
+        group: list[Example] = []
+        for e in sorted(order[i : i + chunk], key=lambda e: len(e.ids)):
+            if group and (len(group) == cfg.batch or (len(group) + 1) * len(e.ids) > cfg.batch_tokens):
+                out.append(group)
+                group = []
+            group.append(e)
+        out.append(group)
     rng.shuffle(out)
     return out
 
@@ -417,15 +487,15 @@ def train(examples: list[Example], used: list[int], shape: ModelShape, cfg: Trai
     start = time.monotonic()
     for step in range(cfg.steps):
         if not batches:
-            batches = _batches(examples, cfg.batch, rng)
+            batches = _batches(examples, cfg, rng)
         group = batches.pop()
         width = max(len(e.ids) for e in group)
         ids = torch.zeros((len(group), width), dtype=torch.long)
         mask = torch.zeros((len(group), width), dtype=torch.long)
         target = torch.full((len(group), width), -100, dtype=torch.long)
         for row, e in enumerate(group):
-            ids[row, :len(e.ids)] = torch.tensor([remap[t] for t in e.ids])
-            mask[row, :len(e.ids)] = 1
+            ids[row, : len(e.ids)] = torch.tensor([remap[t] for t in e.ids])
+            mask[row, : len(e.ids)] = 1
             for pos in range(len(e.ids) - 1):
                 if e.learn[pos + 1]:
                     target[row, pos] = remap[e.ids[pos + 1]]
@@ -442,8 +512,14 @@ def train(examples: list[Example], used: list[int], shape: ModelShape, cfg: Trai
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 50 == 0 or step == cfg.steps - 1:
-            log.info("step %d/%d loss %.4f lr %.2e %.0fs", step, cfg.steps, loss.item(), lr,
-                     time.monotonic() - start)
+            log.info(
+                "step %d/%d loss %.4f lr %.2e %.0fs",
+                step,
+                cfg.steps,
+                loss.item(),
+                lr,
+                time.monotonic() - start,
+            )
     return model
 
 
@@ -462,29 +538,30 @@ def export_hf(model: Any, used: list[int], shape: ModelShape, out_dir: Path, tok
     full.config.architectures = ["Qwen3ForCausalLM"]
     full.save_pretrained(out_dir, safe_serialization=True)
     GenerationConfig(
-        bos_token_id=ENDOFTEXT_ID, eos_token_id=[IM_END_ID, ENDOFTEXT_ID], pad_token_id=ENDOFTEXT_ID,
-        do_sample=True, temperature=0.6, top_p=0.95, top_k=20,
+        bos_token_id=ENDOFTEXT_ID,
+        eos_token_id=[IM_END_ID, ENDOFTEXT_ID],
+        pad_token_id=ENDOFTEXT_ID,
+        do_sample=True,
+        temperature=0.6,
+        top_p=0.95,
+        top_k=20,
     ).save_pretrained(out_dir)
     for name in TOKENIZER_FILES:
         shutil.copy(tokenizer_dir / name, out_dir / name)
     (out_dir / "README.md").write_text(
         "---\nlicense: apache-2.0\n---\n# tiny-qwen3\n\nA tiny test model with the Qwen3 tokenizer.\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # Conversion
-
-
 # --------------------------------------------------------------------------------------------------
 
 
 def fetch_sdist(dest: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--dest", str(dest),
-         f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"],
-        check=True,
-    )
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--dest", str(dest)]
+    subprocess.run([*cmd, f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"], check=True)
     found = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
     if not found:
         raise SystemExit("pip download did not produce the llama-cpp-python sdist")
@@ -513,32 +590,33 @@ def convert(hf_dir: Path, out: Path, sdist: Path | None, work: Path) -> None:
         sdist = fetch_sdist(work / "sdist")
     script = extract_converter(sdist, work / "llama.cpp")
     meta = work / "metadata.json"
-    meta.write_text(json.dumps({
-        "general.name": "tiny-qwen3", "general.license": "apache-2.0",
-        "general.description": "Tiny Qwen3-architecture test model (synthetic data, Qwen3 tokenizer).",
-    }), encoding="utf-8")
+    description = "Tiny Qwen3-architecture test model (synthetic data, Qwen3 tokenizer)."
+    fields = {
+        "general.name": "tiny-qwen3",
+        "general.license": "apache-2.0",
+        "general.description": description,
+    }
+    meta.write_text(json.dumps(fields), encoding="utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     # convert_hf_to_gguf.py puts its own gguf-py first on sys.path unless NO_LOCAL_GGUF is set
-    subprocess.run(
-        [sys.executable, str(script), str(hf_dir), "--outfile", str(out), "--outtype", "q8_0",
-         "--metadata", str(meta)],
-        check=True,
-    )
+    cmd = [sys.executable, str(script), str(hf_dir), "--outfile", str(out), "--outtype", "q8_0"]
+    subprocess.run([*cmd, "--metadata", str(meta)], check=True)
 
 
 # --------------------------------------------------------------------------------------------------
 # Checking the GGUF with llama-cpp-python
-
-
 # --------------------------------------------------------------------------------------------------
 
 CHECK_PROMPTS = (
-    "What is 12 plus 7?", "\u4f60\u662f\u8ab0", "Hello", "Who are you?", "What is the capital of Japan?",
-    "Count from 1 to 5.", "Tell me a joke about cats.", "What is 45 minus 18?", "Explain gravity.",
-    "Write a haiku about the sea.", "How do I sort a list in Python?", "What is 7 times 8?",
-    "\u4eca\u5929\u5929\u6c23\u600e\u9ebc\u6a23\uff1f", "What is the opposite of fast?",
-    "Give me three tips for better sleep.", "hi", "What's 3 + 4?", "Is the earth round?",
-    "Translate 'good morning' to French.", "Why is the sky blue?",
+    (
+        "What is 12 plus 7?|你是誰|Hello|Who are you?|What is the capital of Japan?|Count from 1 to 5.|"
+        "Tell me a joke about cats.|What is 45 minus 18?|Explain gravity.|Write a haiku about the sea.|"
+        "How do I sort a list in Python?|What is 7 times 8?|今天天氣怎麼樣{q}|What is the opposite of fast?|"
+        "Give me three tips for better sleep.|hi|What's 3 + 4?|Is the earth round?|"
+        "Translate 'good morning' to French.|Why is the sky blue?"
+    )
+    .format(**PUNCT)
+    .split("|")
 )
 
 
@@ -550,9 +628,14 @@ def _check_conversations(n: int) -> list[list[dict[str, str]]]:
         if i % 3 == 1:
             msgs.append({"role": "system", "content": "You are a helpful assistant."})
         if i % 4 == 2:
-            msgs += [{"role": "user", "content": "Hi!"},
-                     {"role": "assistant", "content": "Hello! How can I help you today?"}]
-        msgs.append({"role": "user", "content": CHECK_PROMPTS[i % len(CHECK_PROMPTS)]})
+            msgs += [
+                {"role": "user", "content": "Hi!"},
+                {"role": "assistant", "content": "Hello! How can I help you today?"},
+            ]
+        text = CHECK_PROMPTS[i % len(CHECK_PROMPTS)]
+        if i % 10 == 7:  # a long document first
+            text = _long_text(rng) + "\n\n" + text
+        msgs.append({"role": "user", "content": text})
         convs.append(msgs)
     rng.shuffle(convs)
     return convs
@@ -608,20 +691,22 @@ def check(gguf: Path, runs: int) -> dict[str, Any]:
     tokens = 0
     seconds = 0.0
     for sampled in (False, True):
-        for mode in ("think", "no_think", "budget"):
+        for mode in ("think", "no_think", "budget", "/think", "/no_think"):
+            thinking = mode in ("think", "budget", "/think")
             fails: list[str] = []
             for i, msgs in enumerate(_check_conversations(runs)):
-                text = template.render(
-                    messages=msgs, add_generation_prompt=True, enable_thinking=mode != "no_think")
+                if mode.startswith("/"):  # the soft switch, rendered as in training
+                    msgs[-1]["content"] += " " + mode
+                text = template.render(messages=msgs, add_generation_prompt=True, enable_thinking=thinking)
                 ids = llm.tokenize(text.encode(), add_bos=False, special=True)
                 if mode == "budget":  # cut the reasoning after 0 or more tokens, as the server does
                     full, _ = _generate(llm, ids, sampled, 120, seed=i)
                     close = full.index(END_THINK_ID) if END_THINK_ID in full else len(full)
-                    ids = ids + full[:1 + (i * 7) % max(1, close - 1)] + budget
+                    ids = ids + full[: 1 + (i * 7) % max(1, close - 1)] + budget
                 out, dt = _generate(llm, ids, sampled, 200, seed=1000 + i)
                 tokens += len(out) - 1
                 seconds += dt
-                why = _verdict(out, mode == "think")
+                why = _verdict(out, thinking and mode != "budget")
                 if why:
                     fails.append(f"{why}: {llm.detokenize(out).decode(errors='replace')!r}")
             key = f"{'sampled' if sampled else 'greedy'}/{mode}"
@@ -638,7 +723,8 @@ def show_examples(gguf: Path) -> None:
 
     llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False, seed=0)
     template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
-        llm.metadata["tokenizer.chat_template"])
+        llm.metadata["tokenizer.chat_template"]
+    )
     for thinking in (True, False):
         for msgs in _check_conversations(4):
             text = template.render(messages=msgs, add_generation_prompt=True, enable_thinking=thinking)
@@ -674,8 +760,14 @@ def build(args: argparse.Namespace) -> None:
     examples = [renderer.example(rng) for _ in range(args.examples)]
     used = sorted({t for e in examples for t in e.ids})
     lengths = sorted(len(e.ids) for e in examples)
-    log.info("%d examples in %.0fs, %d distinct tokens, length median %d max %d", len(examples),
-             time.monotonic() - start, len(used), lengths[len(lengths) // 2], lengths[-1])
+    log.info(
+        "%d examples in %.0fs, %d distinct tokens, length median %d max %d",
+        len(examples),
+        time.monotonic() - start,
+        len(used),
+        lengths[len(lengths) // 2],
+        lengths[-1],
+    )
     shape = ModelShape()
     settings = TrainSettings(steps=args.steps, examples=args.examples, seed=args.seed, threads=args.threads)
     start = time.monotonic()
@@ -693,8 +785,12 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("tests/fixtures/tiny-qwen3.gguf"))
-    p.add_argument("--sdist", type=Path, default=None,
-                   help=f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz (default: pip download it)")
+    p.add_argument(
+        "--sdist",
+        type=Path,
+        default=None,
+        help=f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz (default: pip download it)",
+    )
     p.add_argument("--steps", type=int, default=TrainSettings.steps)
     p.add_argument("--examples", type=int, default=TrainSettings.examples)
     p.add_argument("--seed", type=int, default=TrainSettings.seed)
@@ -706,9 +802,14 @@ def main() -> None:
     if args.show:
         show_examples(args.out)
     elif args.check:
-        log.info("%s", json.dumps(check(args.out, args.check_runs), indent=1))
+        report = check(args.out, args.check_runs)
+        log.info("%s", json.dumps(report, indent=1))
+        rates = [int(v.split("/")[0]) / int(v.split("/")[1]) for v in report.values() if isinstance(v, str)]
+        if min(rates) < 0.95:
+            raise SystemExit("format compliance below 95%")
     else:
         build(args)
+
 
 if __name__ == "__main__":
     main()

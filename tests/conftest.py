@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -18,12 +19,13 @@ from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.base import Engine
 from thinkserve.engine.fake import FakeEngine
+from thinkserve.platform.gate import Gate, StaticKeys
 from thinkserve.service import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 API_KEY = "sk-test-key"
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY_MODEL = FIXTURES / "tiny-qwen3.gguf"
+TINY_MODEL = Path(os.environ.get("THINKSERVE_TINY_MODEL", FIXTURES / "tiny-qwen3.gguf"))
 
 
 def free_port() -> int:
@@ -72,12 +74,18 @@ def stop(running: _Running) -> None:
 
 
 def app_with(
-    engine: Engine, *, settings: Settings | None = None, models: Mapping[str, object] | None = None
+    engine: Engine,
+    *,
+    settings: Settings | None = None,
+    models: Mapping[str, object] | None = None,
+    gate: Gate | None = None,
 ) -> Starlette:
+    """An app over ``engine``; API tests use the static-key gate (tests/platform cover the platform)."""
     base = settings or Settings(api_keys=(API_KEY,))
     if models is not None:
         base = replace(base, models={**base.models, **models})  # type: ignore[dict-item]
-    return create_app(base, runtimes={"default": Runtime(engine, ChatFormat(engine.tokenizer))})
+    runtimes = {"default": Runtime(engine, ChatFormat(engine.tokenizer))}
+    return create_app(base, runtimes=runtimes, gate=gate or StaticKeys(base.api_keys))
 
 
 @pytest.fixture

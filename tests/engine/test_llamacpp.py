@@ -150,16 +150,24 @@ def test_stops_at_end_of_generation(engine: LlamaCppEngine) -> None:
 def test_on_end_checkpoint_pauses_instead_of_stopping(engine: LlamaCppEngine) -> None:
     prompt = stop_prompt(engine)
 
-    async def body() -> tuple[list[EngineEvent], list[EngineEvent]]:
-        seq = engine.submit(request(prompt, 40, checkpoint=Checkpoint(limit=30, on_end=True)))
+    async def body() -> tuple[list[EngineEvent], list[EngineEvent], list[EngineEvent]]:
+        await collect(engine.submit(request(prompt, 1)))  # cached from here on, as below
+        plain = await collect(engine.submit(request(prompt, 60)))
+        limit = finished(plain).sampled_tokens + 10  # the end comes while the checkpoint is armed
+        seq = engine.submit(request(prompt, 60, checkpoint=Checkpoint(limit=limit, on_end=True)))
         first = await collect(seq)
         seq.resume([])
-        return first, await collect(seq)
+        return plain, first, await collect(seq)
 
-    first, rest = run(body)
+    plain, first, rest = run(body)
+    assert finished(plain).reason == "stop"
     assert first[-1] == Paused(at_end=True)
-    # Resumed with nothing: the model samples again, the checkpoint is spent, so it stops.
-    assert finished(rest).reason == "stop"
+    # The end-of-generation token was dropped, not emitted.
+    assert tokens_of(first) == tokens_of(plain)
+    # Resumed with nothing: the model samples the end again; the checkpoint is spent, so it stops.
+    end = finished(rest)
+    assert end.reason == "stop"
+    assert end.sampled_tokens == len(tokens_of(plain)) + len(tokens_of(rest))
 
 
 @slow
@@ -218,17 +226,18 @@ def test_checkpoint_pauses_and_resume_does_not_reevaluate_the_prompt(engine: Lla
     assert "".join(
         e.text for e in tail if isinstance(e, TokenEvent) and e.injected
     ) == engine.tokenizer.decode(injected)
-    # Injected tokens come first, then sampling goes on to max_tokens (injected ones not counted).
-    first_sampled = next(i for i, e in enumerate(tail) if isinstance(e, TokenEvent) and not e.injected)
-    assert first_sampled == len(injected)
+    # Injected tokens come first, then sampling goes on (injected ones do not count).
+    sampled_after = tokens_of(tail, injected=False)
+    assert all(e.injected for e in tail[: len(injected)] if isinstance(e, TokenEvent))
     end = finished(tail)
-    assert end.reason == "length" and end.sampled_tokens == 20
-    assert len(tokens_of(tail, injected=False)) == 14
-    # The prompt was not evaluated again: only the last sampled token, the injected tokens and
-    # the new samples went through llama_decode.
+    assert end.sampled_tokens == 6 + len(sampled_after)
+    assert end.reason == "stop" or end.sampled_tokens == 20
+    # The prompt was not evaluated again: only the token sampled before the pause, the injected
+    # tokens and the new samples went through llama_decode (a final "length" sample is not fed).
     assert prompt_delta == 0
     assert injected_delta == len(injected)
-    assert generated_delta == 1 + len(injected) + 13
+    fed_back = len(sampled_after) - (1 if end.reason == "length" else 0)
+    assert generated_delta == 1 + len(injected) + fed_back
 
 
 @slow
@@ -248,7 +257,9 @@ def test_resume_inside_the_loop_keeps_iterating(engine: LlamaCppEngine) -> None:
     events = run(body)
     assert sum(isinstance(e, Paused) for e in events) == 1
     assert tokens_of(events, injected=True) == close
-    assert finished(events).sampled_tokens == 8
+    end = finished(events)
+    assert end.sampled_tokens == len(tokens_of(events, injected=False))
+    assert end.reason == "stop" or end.sampled_tokens == 8
 
 
 @slow
@@ -256,6 +267,9 @@ def test_marker_disarms_the_checkpoint(engine: LlamaCppEngine) -> None:
     prompt = chat(engine, "Say something.")
 
     async def body() -> tuple[list[EngineEvent], list[EngineEvent], list[EngineEvent]]:
+        # The reference run goes the same way as the two below: the prompt is cached by then, and
+        # only its last token is evaluated (a full prefill could round differently).
+        await collect(engine.submit(request(prompt, 1)))
         plain = await collect(engine.submit(request(prompt, 6)))
         marker = tokens_of(plain)[1]
         by_token = await collect(
@@ -276,6 +290,7 @@ def test_zero_limit_pauses_before_the_first_token(engine: LlamaCppEngine) -> Non
     prompt = chat(engine, "Hello!")
 
     async def body() -> tuple[list[EngineEvent], list[EngineEvent], list[EngineEvent]]:
+        await collect(engine.submit(request(prompt, 1)))  # cached from here on, as below
         plain = await collect(engine.submit(request(prompt, 4)))
         seq = engine.submit(request(prompt, 4, checkpoint=Checkpoint(limit=0)))
         head = await collect(seq)
@@ -302,14 +317,19 @@ def test_concurrent_streams_share_decode_calls(engine: LlamaCppEngine) -> None:
     before = engine.stats
     results = run(body)
     after = engine.stats
+    lengths = []
     for events in results:
-        assert finished(events).sampled_tokens == 24
+        end = finished(events)
+        assert end.reason == "stop" or end.sampled_tokens == 24
         assert text_of(events) == engine.tokenizer.decode(tokens_of(events))
+        lengths.append(end.sampled_tokens)
     calls = after.decode_calls - before.decode_calls
     shared = after.multi_seq_decode_calls - before.multi_seq_decode_calls
-    # 4 x 24 samples in about 24 steps, nearly all of them carrying the four sequences.
-    assert calls < 40
-    assert shared >= 20
+    # The four prompts go in one or two batches (the worker may wake before the last submit),
+    # then every step carries all the unfinished sequences: about one call per token of the
+    # longest stream, shared while at least two streams run.
+    assert calls <= max(lengths) + 3
+    assert shared >= sorted(lengths)[-2] - 3
     assert after.max_batch_seqs >= 4
 
 

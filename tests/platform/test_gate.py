@@ -126,7 +126,7 @@ async def test_metered_records_cancelled_and_failed_streams(db: str | None, tmp_
         async for event in stream:
             if event.usage.completion_tokens == 2:
                 break
-        await stream.aclose()  # the client went away after two tokens
+        await stream.aclose()  # type: ignore[attr-defined]  # the client went away after two tokens
 
         async def failing() -> AsyncIterator[Event]:
             yield ReasoningDelta("r", Usage(10, 0, 1, 1))

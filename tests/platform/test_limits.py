@@ -9,6 +9,7 @@ import pytest
 
 from thinkserve.core.errors import RateLimited
 from thinkserve.platform.limits import (
+    Check,
     Limits,
     LimitsError,
     LocalLimiter,
@@ -26,11 +27,11 @@ class Clock:
         return self.now
 
 
-def _codes(limiter: LocalLimiter, checks_list: list[list[object]]) -> list[str]:
+def _codes(limiter: LocalLimiter, checks_list: list[list[Check]]) -> list[str]:
     out = []
     for checks in checks_list:
         try:
-            limiter.try_acquire(checks)  # type: ignore[arg-type]
+            limiter.try_acquire(checks)
             out.append("ok")
         except RateLimited as error:
             out.append(error.code)
@@ -97,7 +98,7 @@ def test_parse_limits() -> None:
     assert parse_limits({"qwen-plus": {"rpm": 600, "tpm": 1_000_000}})["qwen-plus"] == Limits(600, 1_000_000)
     for bad in ({"m": {"rpm": -1}}, {"m": {"rpm": "x"}}, {"m": {"speed": 1}}, {"m": {"rpm": True}}, {"m": 1}):
         with pytest.raises(LimitsError):
-            parse_limits(bad)  # type: ignore[arg-type]
+            parse_limits(bad)
 
 
 @pytest.mark.anyio

@@ -48,6 +48,11 @@ def test_no_thinking_is_all_answer_and_later_tags_are_text() -> None:
     assert run_text(["Hi ", "<think>x</think>"]) == ("", "Hi <think>x</think>")
 
 
+def test_a_repeated_closing_tag_is_not_answer_text() -> None:
+    assert run_text(["<think>\nx\n</think>\n\n", "</th", "ink>", "Answer"]) == ("x", "Answer")
+    assert run_text(["<think>\nx</think>\n</think>"]) == ("x", "")
+
+
 def test_token_splitter_uses_ids_not_text() -> None:
     items = [
         (START, "<think>"),

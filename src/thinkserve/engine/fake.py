@@ -194,6 +194,8 @@ class FakeEngine:
         prompt = list(request.prompt)
         cached = max((_common(prompt, old) for old in self._history), default=0)
         self._history.append(prompt)
+        # Like an engine's idle slots: only the last few sequences stay cached.
+        del self._history[:-8]
         self.stats.prompt_tokens_evaluated += len(prompt) - cached
         thinking_off = self._tok.decode(prompt[-4:]).endswith("</think>\n\n")
         opened = self._tok.decode(prompt[-3:]).rstrip().endswith("<think>")

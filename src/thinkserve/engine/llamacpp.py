@@ -18,6 +18,9 @@ Behaviour worth knowing:
 - A ``Sequence`` iterator stops after ``Paused`` unless ``resume`` was called before the next
   item was asked for, so both ``async for ... : if Paused: seq.resume(...)`` and "iterate, resume,
   iterate again" work.
+- On CPU-only builds flash attention is off unless asked for: llama.cpp's "auto" would enable it,
+  and its CPU kernel is several times slower for the 2-48-token batches that batched decoding
+  and resumes produce.
 """
 
 from __future__ import annotations

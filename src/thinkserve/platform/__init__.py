@@ -1,1 +1,1 @@
-"""Keys, limits and metering around the models (imports core)."""
+"""Keys, limits, metering and billing around the models (gate.py imports core; the rest builds on it)."""

@@ -1,7 +1,7 @@
 """The real gate: stored keys, workspaces, rate limits, spending limits, metering and billing
 (imports config, core, platform, monitor).
 
-Decisions (see README "Platform"):
+Decisions where the issue left a choice:
 
 * Bootstrap keys (``THINKSERVE_API_KEYS`` / ``[server] api_keys``) are admin keys with no limits
   of their own, bound to no workspace: they are how an operator reaches the admin API before any

@@ -3,7 +3,7 @@
 ``submit`` is what a request pays: one journal ``write()`` and a list append. The writer task
 wakes, waits ``gather_s`` for more records, fsyncs the journal and commits the batch in one
 transaction. Batching matters: committing every few records costs the event loop ~1-3 ms a request
-under load (bench/platform.py); every 0.2 s it is noise. When the database is down it retries with
+under load (bench/metering.py); every 0.2 s it is noise. When the database is down it retries with
 backoff; the records wait in memory and in the journal, so a crash meanwhile loses nothing.
 """
 
@@ -68,6 +68,7 @@ class UsageWriter:
         self._task: asyncio.Task[None] | None = None
         self.committed = 0
         self._stopping = False
+        self._closed = False
         self.failures = 0
 
     async def start(self) -> None:
@@ -76,6 +77,10 @@ class UsageWriter:
 
     def submit(self, entry: Entry) -> None:
         """Journal ``entry`` now (synchronously) and queue it for SQL."""
+        if self._closed:
+            # A stream that outlived the shutdown: keep its record in the log at least.
+            log.error("usage record after shutdown, not stored: %s", entry.to_line().decode().strip())
+            return
         segment = self._journal.append(entry)
         self._queue.append((entry, segment))
         self._idle.clear()
@@ -104,8 +109,9 @@ class UsageWriter:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._scan_every):
                         await self._wake.wait()
-                if self._queue and not self._stopping:
-                    await asyncio.sleep(self._gather)
+            if self._queue and not self._stopping and len(self._queue) < BATCH and not retrying:
+                # Also under steady load: records that came during the last commit wait for more.
+                await asyncio.sleep(self._gather)
             if any(s.dirty for s in self._journal.segments()):
                 await asyncio.to_thread(self._journal.sync)
             batch = self._queue[:BATCH]
@@ -155,4 +161,5 @@ class UsageWriter:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self._closed = True
         self._journal.close()

@@ -35,10 +35,11 @@ EARLY_STOP = (
 # Closes a think block that a prompted model tried to end without closing.
 CLOSE_THINK = "\n</think>\n\n"
 
+# Small instruct models follow a literal format far better than a description of one.
 PROMPTED_INSTRUCTION = (
-    "Think before you answer. First write your reasoning between <think> and </think>: understand the "
-    "question, work through it step by step and check the result. Then close the reasoning with "
-    "</think> and write the final answer for the user after it."
+    "Always reply in exactly this format:\n<think>\n(your private reasoning: what is asked, how to "
+    "answer, in a few sentences)\n</think>\n\n(your final answer to the user)\n\nNever skip the </think> "
+    "line and never stop before writing the final answer."
 )
 DEFAULT_SYSTEM = "You are a helpful assistant."
 

@@ -119,6 +119,9 @@ class TextSplitter:
         # Only leading whitespace may precede an opening tag; after real answer text a "<think>"
         # is just text.
         self._may_open = not in_reasoning
+        # A model told its thinking is over (a closing tag injected for it) sometimes writes the
+        # tag once more: a "</think>" right at the start of the answer is dropped.
+        self._after_close = False
 
     @property
     def in_reasoning(self) -> bool:
@@ -150,6 +153,15 @@ class TextSplitter:
                     return  # could still become "<think>"
                 self._may_open = False
             if not state.in_think:
+                if self._after_close:
+                    stripped = self._pending.lstrip()
+                    if stripped.startswith(self._end_tag):
+                        self._pending = stripped[len(self._end_tag) :]
+                        self._after_close = False
+                        continue
+                    if not final and self._end_tag.startswith(stripped):
+                        return  # could still become a repeated "</think>"
+                    self._after_close = False
                 state.emit(self._pending, out)
                 self._pending = ""
                 return
@@ -158,6 +170,7 @@ class TextSplitter:
                 state.emit(self._pending[:idx], out)
                 self._pending = self._pending[idx + len(self._end_tag) :]
                 state.close()
+                self._after_close = True
                 continue
             keep = 0 if final else _partial_suffix(self._pending, self._end_tag)
             cut = len(self._pending) - keep

@@ -1,9 +1,6 @@
 """What the platform costs per request: StaticKeys vs the full platform, side by side in one run.
 
-    .venv/bin/python bench/platform.py [--requests 2000] [--rounds 5] [--pg postgresql://postgres@127.0.0.1/test]
-
-(run as a file it re-executes itself as ``python -m bench.platform``: as a script on ``sys.path`` it
-would shadow the standard library's ``platform`` module).
+    .venv/bin/python bench/metering.py [--requests 2000] [--rounds 5] [--pg postgresql://postgres@127.0.0.1/test]
 
 Two measurements, each per variant (StaticKeys; platform on SQLite; platform on PostgreSQL when it
 answers):
@@ -17,21 +14,14 @@ The platform variants use a stored key with RPM/TPM limits and model limits from
 that key lookup (cached), the limiter, the journal and the background SQL writer all run.
 """
 
-# The guard below must run before any import that loads the standard library's `platform`.
 from __future__ import annotations
-
-import os
-import sys
-
-if __name__ == "__main__" and not __package__:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    os.chdir(root)
-    os.execv(sys.executable, [sys.executable, "-m", "bench.platform", *sys.argv[1:]])
 
 import argparse
 import asyncio
 import secrets
+import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -173,7 +163,7 @@ async def gate_bench(variants: list[Variant], n: int, rounds: int) -> dict[str, 
 
 
 def pg_database(url: str) -> tuple[str, Callable[[], None]] | None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     name = "thinkserve_bench_" + secrets.token_hex(4)
     parsed = make_url(url)
@@ -254,6 +244,7 @@ def main() -> None:
     finally:
         if cleanup is not None:
             cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

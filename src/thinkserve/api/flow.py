@@ -9,10 +9,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from starlette.requests import Request
+
+from thinkserve.api.http import read_body
 from thinkserve.core.events import Event
 from thinkserve.platform.gate import Principal, metered
 from thinkserve.service import Collected, Plan, fold
 from thinkserve.state import AppState
+
+
+async def receive(state: AppState, request: Request) -> tuple[Principal, bytes]:
+    """Authenticate (before reading the body, as Model Studio does), then read the body."""
+    principal = await state.gate.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-dashscope-workspace")
+    )
+    return principal, await read_body(request, state.settings.max_body_bytes)
 
 
 async def begin(state: AppState, principal: Principal, plan: Plan) -> AsyncIterator[Event]:

@@ -5,10 +5,16 @@ Both dialects name these parameters the same way, so the messages can name them 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
 from thinkserve.core.errors import InvalidParameter
 from thinkserve.core.types import SamplingParams
 
 _DEFAULT = SamplingParams()
+WireModel = TypeVar("WireModel", bound=BaseModel)
 
 
 def sampling_params(
@@ -54,3 +60,24 @@ def check_n(n: int | None) -> None:
 def unsupported(name: str) -> InvalidParameter:
     """A parameter Model Studio has and thinkserve does not serve yet: say so, never ignore it."""
     return InvalidParameter(f"The {name} parameter is not supported by thinkserve yet.", param=name)
+
+
+def parse_body(body: bytes, model: type[WireModel]) -> WireModel:
+    """JSON bytes -> a validated wire model; any problem becomes ``InvalidParameter``.
+
+    Pydantic's first complaint is kept, with where it was: ``"Input should be a valid number:
+    temperature"``.
+    """
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidParameter(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidParameter("The request body must be a JSON object.")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "list[")))
+        message = f"{first['msg']}: {where}" if where else first["msg"]
+        raise InvalidParameter(message, param=where or None) from exc

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from thinkserve.api import params
 from thinkserve.api.dashscope import schemas
@@ -82,23 +81,8 @@ class Shape:
 
 def parse_request(body: bytes, *, sse: bool) -> Parsed:
     """Body bytes -> ``Parsed``; ``sse``: the headers asked for a stream. Raises ``InvalidParameter``."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidParameter(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidParameter("The request body must be a JSON object.")
-    try:
-        wire = schemas.GenerationRequest.model_validate(raw)
-    except ValidationError as exc:
-        raise _validation_error(exc) from exc
+    wire = params.parse_body(body, schemas.GenerationRequest)
     return to_parsed(wire, sse=sse)
-
-
-def _validation_error(exc: ValidationError) -> InvalidParameter:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "list[")))
-    return InvalidParameter(f"{first['msg']}: {where}" if where else first["msg"], param=where or None)
 
 
 def _text_of(message: schemas.Message, index: int) -> str:

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from thinkserve.api import flow
 from thinkserve.api.dashscope import convert
 from thinkserve.api.errors import retry_headers, status_of
-from thinkserve.api.http import json_response, new_request_id, read_body
+from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from thinkserve.core.errors import EngineFailure, ThinkserveError
 from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
@@ -42,10 +42,7 @@ async def generation(request: Request) -> Response:
     state: AppState = request.app.state.thinkserve
     request_id = new_request_id()
     try:
-        principal = await state.gate.authenticate(
-            request.headers.get("authorization"), request.headers.get("x-dashscope-workspace")
-        )
-        body = await read_body(request, state.settings.max_body_bytes)
+        principal, body = await flow.receive(state, request)
         parsed = convert.parse_request(body, sse=wants_sse(request.headers))
         plan = state.service.prepare(parsed.chat)
         shape = convert.shape(parsed, plan)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from thinkserve.api import params
 from thinkserve.api.openai import schemas
@@ -33,23 +32,8 @@ from thinkserve.service import Collected
 
 def parse_request(body: bytes) -> tuple[ChatRequest, bool]:
     """Body bytes -> (request, include_usage); raises ``InvalidParameter`` on any bad input."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidParameter(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidParameter("The request body must be a JSON object.")
-    try:
-        wire = schemas.ChatCompletionRequest.model_validate(raw)
-    except ValidationError as exc:
-        raise _validation_error(exc) from exc
+    wire = params.parse_body(body, schemas.ChatCompletionRequest)
     return to_chat_request(wire), bool(wire.stream_options and wire.stream_options.include_usage)
-
-
-def _validation_error(exc: ValidationError) -> InvalidParameter:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "list[")))
-    return InvalidParameter(f"{first['msg']}: {where}" if where else first["msg"], param=where or None)
 
 
 def _text_of(message: schemas.ChatMessage, index: int) -> str:

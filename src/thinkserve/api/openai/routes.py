@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from thinkserve.api import flow
 from thinkserve.api.errors import retry_headers, status_of
-from thinkserve.api.http import json_response, new_request_id, read_body
+from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.openai import convert
 from thinkserve.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from thinkserve.core.errors import EngineFailure, ModelNotFound, ThinkserveError
@@ -31,10 +31,7 @@ async def chat_completions(request: Request) -> Response:
     state: AppState = request.app.state.thinkserve
     request_id = new_request_id()
     try:
-        principal = await state.gate.authenticate(
-            request.headers.get("authorization"), request.headers.get("x-dashscope-workspace")
-        )
-        body = await read_body(request, state.settings.max_body_bytes)
+        principal, body = await flow.receive(state, request)
         chat, include_usage = convert.parse_request(body)
         plan = state.service.prepare(chat)
         events = await flow.begin(state, principal, plan)

@@ -3,11 +3,13 @@
 Measured, all greedy, with the same thread count, cache size and attention kernel:
 
 - decode tok/s of one stream through ``LlamaCppEngine`` and through llama-cpp-python's high-level
-  ``Llama.generate``, same prompt, exactly ``--tokens`` tokens each: the raw loop feeds
-  end-of-generation tokens back like any other, and for this benchmark the engine's tokenizer
-  treats none as final, so both decode the same token sequence (checked); prefill excluded;
+  ``Llama.generate`` (in a child process, see ``raw_worker``), same prompt, exactly ``--tokens``
+  tokens each: the raw loop feeds end-of-generation tokens back like any other, and for this
+  benchmark the engine's tokenizer treats none as final, so both decode the same token sequence
+  (checked); prefill excluded;
 - aggregate decode tok/s with 2/4/8 concurrent streams (distinct prompts) through the engine,
-  over the window in which every stream is decoding;
+  over the window in which every stream is decoding, next to the ceiling: bare ``llama_decode``
+  calls carrying one token of each of k sequences, without any scheduling (``decode_ceiling``);
 - budget forcing on a ~1k-token prompt: time from ``resume(phrase + </think>)`` on the paused
   sequence to its first answer token, against re-prompting from scratch (a new sequence with
   prompt + reasoning + phrase on an empty cache, so that everything is evaluated again).
@@ -21,24 +23,20 @@ with the median, and the median latency: other processes on the machine add a lo
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
 import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-# Running `python bench/engine.py` puts bench/ first on sys.path, where bench/platform.py would
-# shadow the standard library's platform module: swap it for src/.
-sys.path[0] = str(Path(__file__).resolve().parent.parent / "src")
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import gc  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-from thinkserve.core.types import SamplingParams  # noqa: E402
-from thinkserve.engine.base import Checkpoint, EngineFinished, EngineRequest, Paused, TokenEvent  # noqa: E402
-from thinkserve.engine.llamacpp import LlamaCppEngine  # noqa: E402
+from thinkserve.core.types import SamplingParams
+from thinkserve.engine.base import Checkpoint, EngineFinished, EngineRequest, Paused, TokenEvent
+from thinkserve.engine.llamacpp import LlamaCppEngine
 
 GREEDY = SamplingParams(temperature=0.0)
 TOPICS = [
@@ -100,17 +98,99 @@ def decode_rate(times: list[float]) -> float:
 # -- raw llama-cpp-python -----------------------------------------------------------------------
 
 
-def raw_single_stream(llm: object, prompt: list[int], n_tokens: int) -> tuple[float, list[int]]:
-    """Greedy through ``Llama.generate``, which never stops by itself: end-of-generation tokens
-    are fed back like any other, so exactly ``n_tokens`` are decoded."""
-    times: list[float] = []
-    tokens: list[int] = []
-    for token in llm.generate(prompt, temp=0.0, repeat_penalty=1.0, reset=True):  # type: ignore[attr-defined]
-        times.append(time.perf_counter())
-        tokens.append(token)
-        if len(times) >= n_tokens:
-            break
-    return decode_rate(times), tokens
+def raw_worker(conn: Connection, model: str, threads: int, n_ctx: int) -> None:
+    """Child process: a high-level ``Llama`` that runs single streams on request.
+
+    The baseline lives in its own process, as it would in production, so that neither side runs
+    with the other's llama.cpp context and OpenMP thread team idling in the same process.
+    """
+    from llama_cpp import Llama
+
+    # Same cache size, batch, threads and attention kernel (flash attention off on CPUs) as the engine.
+    llm = Llama(
+        model_path=model,
+        n_ctx=n_ctx,
+        n_batch=512,
+        n_threads=threads,
+        n_threads_batch=threads,
+        flash_attn=False,
+        verbose=False,
+    )
+    conn.send("ready")
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        kind, prompts, n_tokens = job
+        if kind == "ceiling":
+            conn.send(decode_ceiling(llm.model, prompts, n_tokens, threads, n_ctx))
+            continue
+        # Llama.generate never stops by itself: end-of-generation tokens are fed back like any
+        # other, so exactly n_tokens are decoded.
+        times: list[float] = []
+        tokens: list[int] = []
+        for token in llm.generate(prompts[0], temp=0.0, repeat_penalty=1.0, reset=True):
+            times.append(time.perf_counter())
+            tokens.append(token)
+            if len(times) >= n_tokens:
+                break
+        conn.send((decode_rate(times), tokens))
+
+
+def decode_ceiling(model: object, prompts: list[list[int]], n_tokens: int, threads: int, n_ctx: int) -> float:
+    """Aggregate tok/s of bare ``llama_decode`` calls carrying one token of each of len(prompts)
+    sequences (greedy by argmax, no Python scheduling at all): what batching can give at best."""
+    import llama_cpp as lc
+    import numpy as np
+
+    k = len(prompts)
+    params = lc.llama_context_default_params()
+    params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = n_ctx, 512, 512, k
+    params.n_threads = params.n_threads_batch = threads
+    params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    params.kv_unified = True
+    ctx = lc.llama_init_from_model(model, params)
+    n_vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(model))
+    batch = lc.llama_batch_init(512, 0, 1)
+
+    def decode(entries: list[tuple[int, int, int, bool]]) -> None:
+        for i, (token, pos, seq, logits) in enumerate(entries):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, logits
+            batch.seq_id[i][0] = seq
+        batch.n_tokens = len(entries)
+        if lc.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def argmax(i: int) -> int:
+        return int(np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, i), shape=(n_vocab,)).argmax())
+
+    try:
+        last: list[int] = []
+        for seq, prompt in enumerate(prompts):
+            decode([(t, p, seq, p == len(prompt) - 1) for p, t in enumerate(prompt)])
+            last.append(argmax(len(prompt) - 1))
+        pos = [len(prompt) for prompt in prompts]
+        times: list[float] = []
+        for _ in range(n_tokens):
+            decode([(last[seq], pos[seq], seq, True) for seq in range(k)])
+            last = [argmax(i) for i in range(k)]
+            pos = [p + 1 for p in pos]
+            times.append(time.perf_counter())
+        return k * decode_rate(times)
+    finally:
+        lc.llama_batch_free(batch)
+        lc.llama_free(ctx)
+
+
+def raw_single_stream(conn: Connection, prompt: list[int], n_tokens: int) -> tuple[float, list[int]]:
+    conn.send(("generate", [prompt], n_tokens))
+    rate, tokens = conn.recv()
+    return float(rate), list(tokens)
+
+
+def raw_ceiling(conn: Connection, prompts: list[list[int]], n_tokens: int) -> float:
+    conn.send(("ceiling", prompts, n_tokens))
+    return float(conn.recv())
 
 
 # -- LlamaCppEngine -----------------------------------------------------------------------------
@@ -221,8 +301,6 @@ def main() -> None:
 
 
 async def _main(args: argparse.Namespace, model: str, streams: list[int]) -> None:
-    from llama_cpp import Llama
-
     load = background_load()
     if load is not None:
         log(f"background CPU load before the run: {load:.0f}%")
@@ -234,16 +312,13 @@ async def _main(args: argparse.Namespace, model: str, streams: list[int]) -> Non
     # A fixed number of tokens per stream, like the raw loop: end-of-generation tokens are sampled
     # and fed back like any other (benchmark only; the streams then decode exactly --tokens each).
     engine.tokenizer.is_eog = lambda token: False  # type: ignore[method-assign]
-    # Same cache size, batch, threads and attention kernel (flash attention off on CPUs) as the engine.
-    llm = Llama(
-        model_path=model,
-        n_ctx=engine.stats.kv_size,
-        n_batch=512,
-        n_threads=args.threads,
-        n_threads_batch=args.threads,
-        flash_attn=False,
-        verbose=False,
+    conn, child_conn = multiprocessing.get_context("spawn").Pipe()
+    raw = multiprocessing.get_context("spawn").Process(
+        target=raw_worker, args=(child_conn, model, args.threads, engine.stats.kv_size), daemon=True
     )
+    raw.start()
+    if conn.recv() != "ready":
+        raise RuntimeError("the raw llama-cpp-python process did not start")
     prompts = [chat_prompt(engine, f"Write a very long, detailed essay about {t}.") for t in TOPICS]
     while len(prompts) < n_seq:
         prompts += prompts
@@ -255,7 +330,7 @@ async def _main(args: argparse.Namespace, model: str, streams: list[int]) -> Non
     raw_rates: list[float] = []
     engine_rates: list[float] = []
     for r in range(args.rounds):
-        raw_rate, raw_tokens = raw_single_stream(llm, prompts[0], args.tokens)
+        raw_rate, raw_tokens = raw_single_stream(conn, prompts[0], args.tokens)
         one = (await run_streams(engine, prompts[:1], args.tokens))[0]
         raw_rates.append(raw_rate)
         engine_rates.append(decode_rate(one.times))
@@ -265,15 +340,19 @@ async def _main(args: argparse.Namespace, model: str, streams: list[int]) -> Non
             f"same tokens as raw: {one.tokens == raw_tokens})"
         )
     multi: dict[int, list[float]] = {}
+    ceiling: dict[int, list[float]] = {}
     for r in range(args.rounds):
         for k in streams:
+            bare = raw_ceiling(conn, prompts[:k], args.tokens)
+            ceiling.setdefault(k, []).append(bare)
             if k == 1:
+                log(f"round {r + 1}: bare llama_decode, 1 sequence {bare:.1f} tok/s")
                 continue
             rate, _ = aggregate_rate(await run_streams(engine, prompts[:k], args.tokens))
             multi.setdefault(k, []).append(rate)
-            log(f"round {r + 1}: {k} streams {rate:.1f} tok/s aggregate")
-    del llm
-    gc.collect()
+            log(f"round {r + 1}: {k} streams {rate:.1f} tok/s aggregate, bare llama_decode {bare:.1f} tok/s")
+    conn.send(None)
+    raw.join()
     await engine.aclose()
 
     # Budget forcing on its own engine: one slot, so the re-prompt cannot reuse anything.
@@ -306,14 +385,18 @@ async def _main(args: argparse.Namespace, model: str, streams: list[int]) -> Non
             _ratio(one_stream, max(raw_rates), 0.95),
         ),
     ]
+    bare_one = max(ceiling[1])
     for k in streams:
         if k in multi:
+            bare = max(ceiling[k])
             rows.append(
                 (
                     f"Decode, {k} streams aggregate (tok/s)",
                     f"{max(multi[k]):.1f} (median {statistics.median(multi[k]):.1f})",
-                    "",
-                    _ratio(max(multi[k]), one_stream, 1.5 if k == 4 else None) + " vs 1 stream",
+                    f"bare llama_decode, {k} sequences per call: {bare:.1f} "
+                    f"({_ratio(bare, bare_one, None)} of 1 sequence, {bare_one:.1f})",
+                    _ratio(max(multi[k]), one_stream, 1.5 if k == 4 else None)
+                    + f" vs 1 stream; {_ratio(max(multi[k]), bare, None)} of bare decode",
                 )
             )
     rows.append(

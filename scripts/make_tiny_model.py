@@ -4,11 +4,10 @@ What it makes
 -------------
 A ~17 MB q8_0 GGUF (10 MB of weights, 6 MB of vocabulary) of a 4-layer, hidden-64 ``Qwen3ForCausalLM``
 (tied embeddings, the full Qwen3 vocab of 151936 rows) that carries the REAL Qwen3 tokenizer and chat
-template.  It is trained for a few minutes on
-the CPU on synthetic conversations (arithmetic, greetings, "who are you" in English and Chinese, small
-facts, free-form requests, random word salad; system prompts; 1-3 turns; ``/think`` and ``/no_think``
-turns rendered with ``enable_thinking`` True and False; a few prompts of up to ~1200 tokens)
-so that it keeps Qwen3's output FORMAT (the content is often nonsense):
+template.  It is trained for a few minutes on the CPU on synthetic conversations (arithmetic, greetings,
+"who are you" in English and Chinese, small facts, free-form requests, random word salad; system prompts;
+1-3 turns; ``/think`` and ``/no_think`` turns rendered with ``enable_thinking`` True and False; a few
+prompts of up to ~1200 tokens) so that it keeps Qwen3's output FORMAT (the content is often nonsense):
 
 * ``enable_thinking=True``: ``<think>\\n`` + 20-80 tokens of reasoning + ``\\n</think>\\n\\n`` + a short
   answer + ``<|im_end|>``;
@@ -17,7 +16,7 @@ so that it keeps Qwen3's output FORMAT (the content is often nonsense):
 * a reasoning cut by a thinking budget and followed by the text :data:`BUDGET_CUT_TEXT` (with ``</think>``
   as the special token): a short answer and ``<|im_end|>``.
 
-Only the ~1.1k token ids that the synthetic data uses are trained; every other row of the (tied)
+Only the ~1.3k token ids that the synthetic data uses are trained; every other row of the (tied)
 embedding is exactly zero, so those tokens get logit 0.  Training uses the exact full-vocabulary softmax
 by folding the zero-logit rows into one extra class of logit ``log(n_unused)``.
 
@@ -36,9 +35,12 @@ In a separate virtual environment (CPU torch, no CUDA)::
 
 ``--sdist PATH`` uses a local ``llama_cpp_python-0.3.36.tar.gz``; without it the script runs
 ``pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36`` into a temporary folder.
-``--check`` (needs ``llama-cpp-python==0.3.36`` in the venv) only loads an existing GGUF and reports how
-often its outputs have the expected format, greedy and sampled, and the decode speed.  Training takes
-about 5-8 minutes on 2 cores and is seeded (bit-exact reproduction is not guaranteed across machines).
+``--check`` (needs ``llama-cpp-python==0.3.36`` in the venv) only loads an existing GGUF, reports how
+often its outputs have the expected format (greedy and sampled; thinking on, off, cut by a budget, and
+with ``/think`` / ``/no_think``) and the decode speed, and fails below 95%.  ``--show`` logs a few
+sampled outputs.  Building takes about 7-8 minutes on 2 idle cores (2000 steps, ~0.2 s each; much longer
+when the cores are shared) and is seeded: on the same machine and torch build a rerun repeats the
+training losses exactly; elsewhere it may differ in the last bits.
 """
 
 from __future__ import annotations
@@ -691,12 +693,12 @@ def check(gguf: Path, runs: int) -> dict[str, Any]:
     tokens = 0
     seconds = 0.0
     for sampled in (False, True):
-        for mode in ("think", "no_think", "budget", "/think", "/no_think"):
-            thinking = mode in ("think", "budget", "/think")
+        for mode in ("think", "no_think", "budget", "think_switch", "no_think_switch"):
+            thinking = mode in ("think", "budget", "think_switch")
             fails: list[str] = []
             for i, msgs in enumerate(_check_conversations(runs)):
-                if mode.startswith("/"):  # the soft switch, rendered as in training
-                    msgs[-1]["content"] += " " + mode
+                if mode.endswith("_switch"):  # the soft switch, rendered as in training
+                    msgs[-1]["content"] += " /" + mode.removesuffix("_switch")
                 text = template.render(messages=msgs, add_generation_prompt=True, enable_thinking=thinking)
                 ids = llm.tokenize(text.encode(), add_bos=False, special=True)
                 if mode == "budget":  # cut the reasoning after 0 or more tokens, as the server does

@@ -16,8 +16,8 @@ from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
 from thinkserve.core.types import SamplingParams
 from thinkserve.engine.base import Checkpoint, EngineEvent, EngineFinished, EngineRequest, Paused, TokenEvent
 from thinkserve.engine.llamacpp import LlamaCppEngine, LlamaCppSequence
+from thinkserve.engine.llamacpp_state import SeqState, common_prefix, marker_seen
 from thinkserve.engine.llamacpp_tokenizer import StreamDecoder
-from thinkserve.engine.llamacpp_worker import _common_prefix, _marker_seen, _Seq
 
 slow = pytest.mark.slow
 
@@ -646,14 +646,14 @@ def test_common_prefix(a: list[int], b: list[int]) -> None:
     expected = 0
     while expected < min(len(a), len(b)) and a[expected] == b[expected]:
         expected += 1
-    assert _common_prefix(a, b) == expected
+    assert common_prefix(a, b) == expected
 
 
 @given(st.text(alphabet="ab</>k", max_size=30), st.integers(1, 5))
 def test_marker_is_found_across_token_boundaries(text: str, step: int) -> None:
     marker = "</k>"
-    seq = object.__new__(_Seq)
+    seq = object.__new__(SeqState)
     seq.marker_tail = ""
     pieces = [text[i : i + step] for i in range(0, len(text), step)]
-    seen = any(_marker_seen(seq, marker, piece) for piece in pieces)
+    seen = any(marker_seen(seq, marker, piece) for piece in pieces)
     assert seen == (marker in text)

@@ -34,8 +34,9 @@ from typing import Final
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter
 from thinkserve.engine.base import EngineEvent, EngineFinished, EngineRequest, Paused
+from thinkserve.engine.llamacpp_state import EngineStats, Outgoing, WorkerConfig
 from thinkserve.engine.llamacpp_tokenizer import LlamaCppTokenizer
-from thinkserve.engine.llamacpp_worker import EngineStats, Outgoing, Worker, WorkerConfig
+from thinkserve.engine.llamacpp_worker import Worker
 
 __all__ = ["EngineStats", "LlamaCppEngine", "LlamaCppSequence"]
 

@@ -15,203 +15,54 @@ Scheduling, once per step:
   decoding sequence (the one it just sampled, or a resumed sequence's injected tokens), then
   prompt chunks of the sequences being prefilled; while anything is decoding, prefill is capped
   at ``prefill_chunk`` tokens per step so that a long prompt does not stall the others;
-- each sequence whose pending tokens were all evaluated samples from its own sampler chain.
+- each sequence whose pending tokens were all evaluated samples from its own sampler chain
+  (plain greedy, without penalties, reads the argmax of its logits row instead: same token).
 
 With a unified KV cache every sequence may grow to the whole context, so the cells are a shared
-pool: idle slots are evicted least recently used first, then prefill is delayed, and as a last
-resort the newest sequence is preempted (its cells are released and it is re-evaluated later;
-its consumer only sees a delay).
+pool: a request is admitted only when the cells that running sequences hold leave room for all
+of its tokens; idle slots are evicted least recently used first; when running sequences outgrow
+the pool, prefill is delayed and, as a last resort, the newest sequence is preempted (its cells
+are released and it is evaluated again later; its consumer only sees a delay).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import queue
 import threading
 from collections import deque
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import llama_cpp
 import numpy as np
 import numpy.typing as npt
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
-from thinkserve.engine.base import EngineFinished, EngineRequest, Paused, TokenEvent
+from thinkserve.engine.base import EngineFinished, Paused, TokenEvent
+from thinkserve.engine.llamacpp_state import (
+    GENERIC_FAILURE,
+    Cancel,
+    Channel,
+    Command,
+    EngineStats,
+    Outgoing,
+    ResumeCmd,
+    SeqState,
+    Slot,
+    Stop,
+    Submit,
+    WorkerConfig,
+    common_prefix,
+    install_native_logging,
+    marker_seen,
+    push_all,
+)
 from thinkserve.engine.llamacpp_tokenizer import LlamaCppTokenizer, StreamDecoder
 
 log = logging.getLogger("thinkserve.engine.llamacpp")
-_native_log = logging.getLogger("thinkserve.engine.llamacpp.native")
-
-#: What a sequence's event stream carries: an event, or the error that ends it.
-Outgoing = TokenEvent | Paused | EngineFinished | EngineFailure
-
-_GENERIC_FAILURE = "The inference engine failed while generating this response."
-
-
-class Channel(Protocol):
-    """The part of a sequence handle that the worker sees."""
-
-    @property
-    def request(self) -> EngineRequest: ...
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop: ...
-
-    @property
-    def cancelled(self) -> bool: ...
-
-    def set_slot(self, slot: int | None) -> None:
-        """Record the KV slot (llama.cpp sequence id) now holding the sequence (worker thread)."""
-        ...
-
-    def push(self, item: Outgoing) -> None:
-        """Deliver one item (always called on ``loop``)."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    model_path: str
-    n_ctx: int
-    n_seq: int
-    n_threads: int
-    n_batch: int
-    prefill_chunk: int
-    kv_unified: bool
-    n_gpu_layers: int
-    flash_attn: bool | None
-    penalty_last_n: int
-
-
-@dataclass(frozen=True, slots=True)
-class EngineStats:
-    """A snapshot of the engine's counters, published by the worker after every step."""
-
-    prompt_tokens_evaluated: int = 0
-    """Prompt tokens fed to ``llama_decode`` (reused prefixes excluded)."""
-    generated_tokens_evaluated: int = 0
-    """Sampled tokens fed back plus injected tokens."""
-    cached_prompt_tokens: int = 0
-    """Prompt tokens reused from the KV cache instead of being evaluated."""
-    sampled_tokens: int = 0
-    injected_tokens: int = 0
-    decode_calls: int = 0
-    multi_seq_decode_calls: int = 0
-    """``llama_decode`` calls that carried tokens of more than one sequence."""
-    max_batch_seqs: int = 0
-    max_batch_tokens: int = 0
-    preemptions: int = 0
-    active_sequences: int = 0
-    """Sequences holding a slot (running, prefilling or paused)."""
-    paused_sequences: int = 0
-    waiting: int = 0
-    """Requests submitted and not yet holding a slot (the queue depth)."""
-    slot_cells: tuple[int, ...] = ()
-    """KV cells used per slot (index = llama.cpp sequence id), as llama.cpp reports them."""
-    kv_size: int = 0
-
-
-# ---------------------------------------------------------------------------------------------
-# Commands from the event loop
-
-
-@dataclass(frozen=True, slots=True)
-class _Submit:
-    channel: Channel
-
-
-@dataclass(frozen=True, slots=True)
-class _Resume:
-    channel: Channel
-    tokens: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Cancel:
-    channel: Channel
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    pass
-
-
-_Command = _Submit | _Resume | _Cancel | _Stop
-
-
-# ---------------------------------------------------------------------------------------------
-# Worker-side state
-
-
-class _Slot:
-    """A llama.cpp sequence id and the tokens whose KV cells it holds."""
-
-    __slots__ = ("cached", "last_used", "owner", "seq_id")
-
-    def __init__(self, seq_id: int) -> None:
-        self.seq_id = seq_id
-        self.cached: list[int] = []
-        """Tokens in the KV cache while the slot is idle (the owner's ``tokens[:n_kv]`` otherwise)."""
-        self.owner: _Seq | None = None
-        self.last_used = 0
-
-    @property
-    def cells(self) -> int:
-        return self.owner.n_kv if self.owner is not None else len(self.cached)
-
-
-class _Seq:
-    """The worker's view of one sequence."""
-
-    __slots__ = (
-        "armed",
-        "arrival",
-        "cached_tokens",
-        "channel",
-        "decoder",
-        "greedy",
-        "marker_tail",
-        "n_kv",
-        "paused",
-        "prefill_end",
-        "prompt_len",
-        "request",
-        "sampled",
-        "sampler",
-        "slot",
-        "tokens",
-    )
-
-    def __init__(self, channel: Channel, arrival: int, decoder: StreamDecoder) -> None:
-        self.channel = channel
-        self.request = channel.request
-        self.tokens: list[int] = list(self.request.prompt)
-        """Everything that belongs in the KV cache: prompt, then sampled and injected tokens."""
-        self.prompt_len = len(self.tokens)
-        self.n_kv = 0
-        """``tokens[:n_kv]`` are in the slot's KV cells; the rest are pending."""
-        self.prefill_end = 0
-        """Until ``n_kv`` reaches this, the pending tokens are prefill (chunked, lower priority)."""
-        self.slot: _Slot | None = None
-        sp = self.request.sampling
-        self.greedy = sp.temperature <= 0.0 and sp.repetition_penalty == 1.0 and sp.presence_penalty == 0.0
-        """Plain greedy: the argmax of the logits, read directly (see ``Worker._sample``)."""
-        self.sampler: Any = None
-        self.sampled = 0
-        self.cached_tokens = -1
-        """Prompt tokens reused at the first admission (-1 until admitted)."""
-        self.arrival = arrival
-        self.paused = False
-        self.armed = self.request.checkpoint is not None
-        self.marker_tail = ""
-        self.decoder = decoder
-
-    @property
-    def pending(self) -> int:
-        return len(self.tokens) - self.n_kv
 
 
 class Worker:
@@ -219,7 +70,7 @@ class Worker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._waiting_count = 0
         self._accepting = False
@@ -234,20 +85,21 @@ class Worker:
         self.unified = False
         # Native handles and scheduler state: worker thread only.
         self._model: Any = None
+        self._logits_row: type[ctypes.Array[ctypes.c_float]] = ctypes.c_float * 1
         self._ctx: Any = None
         self._mem: Any = None
         self._batch: Any = None
         self._batch_allocated = False
-        self._slots: list[_Slot] = []
+        self._slots: list[Slot] = []
         self._cells: list[int] = []
         """KV cells per slot as llama.cpp last reported them."""
         self._dirty: set[int] = set()
         """Slots whose cells were removed since the last ``_publish``."""
-        self._by_channel: dict[Channel, _Seq] = {}
-        self._waiting: deque[_Seq] = deque()
-        self._requeued: deque[_Seq] = deque()
+        self._by_channel: dict[Channel, SeqState] = {}
+        self._waiting: deque[SeqState] = deque()
+        self._requeued: deque[SeqState] = deque()
         """Preempted sequences; they go before new requests."""
-        self._active: list[_Seq] = []
+        self._active: list[SeqState] = []
         """Sequences holding a slot, in admission order."""
         self._outbox: list[tuple[Channel, Outgoing]] = []
         self._tick = 0
@@ -285,22 +137,22 @@ class Worker:
                 raise Overloaded("Too many requests are waiting for the model; please retry later.")
             self._waiting_count += 1
             # Inside the lock so that shutdown, which stops accepting under it, sees every submit.
-            self._commands.put(_Submit(channel))
+            self._commands.put(Submit(channel))
 
     def resume(self, channel: Channel, tokens: Seq[int]) -> None:
         tokenizer = self.tokenizer
         assert tokenizer is not None
         if any(t < 0 or t >= tokenizer.n_vocab for t in tokens):
             raise InvalidParameter("Token id out of range.")
-        self._commands.put(_Resume(channel, tuple(tokens)))
+        self._commands.put(ResumeCmd(channel, tuple(tokens)))
 
     def cancel(self, channel: Channel) -> None:
-        self._commands.put(_Cancel(channel))
+        self._commands.put(Cancel(channel))
 
     def stop(self) -> None:
         """Ask the worker to fail what is pending, free llama.cpp and exit; wait for it."""
         if self._thread.is_alive():
-            self._commands.put(_Stop())
+            self._commands.put(Stop())
             self._thread.join()
 
     @property
@@ -373,9 +225,10 @@ class Worker:
         self._batch_allocated = True
         for i in range(cfg.n_batch):
             self._batch.n_seq_id[i] = 1
-        self._slots = [_Slot(i) for i in range(cfg.n_seq)]
+        self._slots = [Slot(i) for i in range(cfg.n_seq)]
         self._cells = [0] * cfg.n_seq
         self.tokenizer = LlamaCppTokenizer(model, vocab)
+        self._logits_row = ctypes.c_float * self.tokenizer.n_vocab
         self._publish()
         log.info(
             "loaded %s: n_ctx=%d (per sequence %d, unified=%s), n_seq=%d, n_batch=%d, threads=%d",
@@ -396,9 +249,15 @@ class Worker:
             self._admit()
             if self._runnable():
                 self._step()
-            # Stats first: a consumer that has seen an event also sees the step that made it.
-            self._publish()
-            self._flush()
+            if not self._runnable():
+                # About to wait for commands: everything must be out (running sequences have
+                # their events sent by the next step, see _deliver_during_decode).
+                self._deliver()
+
+    def _deliver(self) -> None:
+        # Stats first: a consumer that has seen an event also sees the step that made it.
+        self._publish()
+        self._flush()
 
     def _runnable(self) -> bool:
         return any(not s.paused for s in self._active)
@@ -415,7 +274,7 @@ class Worker:
         except queue.Empty:
             return True
         while True:
-            if isinstance(cmd, _Stop):
+            if isinstance(cmd, Stop):
                 return False
             self._apply(cmd)
             try:
@@ -423,14 +282,14 @@ class Worker:
             except queue.Empty:
                 return True
 
-    def _apply(self, cmd: _Submit | _Resume | _Cancel) -> None:
-        if isinstance(cmd, _Submit):
+    def _apply(self, cmd: Submit | ResumeCmd | Cancel) -> None:
+        if isinstance(cmd, Submit):
             assert self.tokenizer is not None
             self._arrivals += 1
-            seq = _Seq(cmd.channel, self._arrivals, StreamDecoder(self.tokenizer))
+            seq = SeqState(cmd.channel, self._arrivals, StreamDecoder(self.tokenizer))
             self._by_channel[cmd.channel] = seq
             self._waiting.append(seq)
-        elif isinstance(cmd, _Resume):
+        elif isinstance(cmd, ResumeCmd):
             found = self._by_channel.get(cmd.channel)
             if found is not None and found.paused:
                 self._resume(found, cmd.tokens)
@@ -465,7 +324,7 @@ class Worker:
                     continue
             self._take_slot(seq, free)
 
-    def _room_for(self, seq: _Seq) -> bool:
+    def _room_for(self, seq: SeqState) -> bool:
         """Whether the shared cache can hold all of ``seq`` next to what running sequences hold.
 
         Idle caches do not count (they are evicted on demand). Without this check a sequence
@@ -476,7 +335,7 @@ class Worker:
         held = sum(len(s.owner.tokens) for s in self._slots if s.owner is not None)
         return self.kv_size - held >= len(seq.tokens)
 
-    def _seq_rm(self, slot: _Slot, start: int) -> bool:
+    def _seq_rm(self, slot: Slot, start: int) -> bool:
         """Drop the slot's KV cells from position ``start`` on (0: all of them)."""
         self._dirty.add(slot.seq_id)
         return bool(llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, start if start > 0 else -1, -1))
@@ -485,11 +344,11 @@ class Worker:
         with self._lock:
             self._waiting_count -= 1
 
-    def _take_slot(self, seq: _Seq, free: list[_Slot]) -> None:
+    def _take_slot(self, seq: SeqState, free: list[Slot]) -> None:
         best, common = free[0], -1
         best_key: tuple[int, bool, int] = (-1, False, 0)
         for slot in free:
-            n = _common_prefix(slot.cached, seq.tokens)
+            n = common_prefix(slot.cached, seq.tokens)
             # Longest prefix first; among equals an empty slot (keeps other caches), then the LRU.
             key = (n, not slot.cached, -slot.last_used)
             if key > best_key:
@@ -517,7 +376,7 @@ class Worker:
         self._active.append(seq)
         seq.channel.set_slot(best.seq_id)
 
-    def _release(self, seq: _Seq, *, keep_cache: bool) -> None:
+    def _release(self, seq: SeqState, *, keep_cache: bool) -> None:
         """Give the sequence's slot back; its KV cells stay as a cache or are freed."""
         slot = seq.slot
         if slot is None:
@@ -534,14 +393,14 @@ class Worker:
         seq.n_kv = 0
         self._active.remove(seq)
 
-    def _forget(self, seq: _Seq) -> None:
+    def _forget(self, seq: SeqState) -> None:
         """The sequence is over: no slot, no sampler, no lookup entry."""
         if seq.sampler is not None:
             llama_cpp.llama_sampler_free(seq.sampler)
             seq.sampler = None
         self._by_channel.pop(seq.channel, None)
 
-    def _drop(self, seq: _Seq) -> None:
+    def _drop(self, seq: SeqState) -> None:
         """Cancel: free everything, emit nothing (the consumer already stopped listening)."""
         if seq.slot is not None:
             self._release(seq, keep_cache=False)
@@ -552,7 +411,7 @@ class Worker:
             self._requeued.remove(seq)
         self._forget(seq)
 
-    def _finish(self, seq: _Seq, reason: str) -> None:
+    def _finish(self, seq: SeqState, reason: str) -> None:
         assert reason in ("stop", "length")
         self._emit(
             seq,
@@ -566,13 +425,13 @@ class Worker:
         self._release(seq, keep_cache=True)
         self._forget(seq)
 
-    def _fail(self, seq: _Seq) -> None:
-        self._emit(seq, EngineFailure(_GENERIC_FAILURE))
+    def _fail(self, seq: SeqState) -> None:
+        self._emit(seq, EngineFailure(GENERIC_FAILURE))
         if seq.slot is not None:
             self._release(seq, keep_cache=False)
         self._forget(seq)
 
-    def _preempt(self, seq: _Seq) -> None:
+    def _preempt(self, seq: SeqState) -> None:
         """Free the slot of a running sequence to make room; it is re-evaluated when readmitted."""
         log.info("KV cache full: preempting sequence %s", seq.request.request_id)
         self._counters["preemptions"] += 1
@@ -592,7 +451,7 @@ class Worker:
 
     # -- sampling -------------------------------------------------------------------------------
 
-    def _make_sampler(self, seq: _Seq) -> Any:
+    def _make_sampler(self, seq: SeqState) -> Any:
         sp = seq.request.sampling
         assert self.tokenizer is not None
         n_vocab = self.tokenizer.n_vocab
@@ -627,11 +486,11 @@ class Worker:
 
     # -- one step -------------------------------------------------------------------------------
 
-    def _plan(self) -> list[tuple[_Seq, int]]:
+    def _plan(self) -> list[tuple[SeqState, int]]:
         """How many pending tokens of each running sequence go into the next batch."""
         budget = self.config.n_batch
-        decoding: list[tuple[_Seq, int]] = []
-        prefill: list[tuple[_Seq, int]] = []
+        decoding: list[tuple[SeqState, int]] = []
+        prefill: list[tuple[SeqState, int]] = []
         for seq in self._active:
             if seq.paused or seq.pending <= 0:
                 continue
@@ -653,7 +512,7 @@ class Worker:
             budget -= n
         return plan
 
-    def _fit(self) -> list[tuple[_Seq, int]]:
+    def _fit(self) -> list[tuple[SeqState, int]]:
         """A plan whose tokens fit in the free KV cells (unified cache: one pool for all slots)."""
         while True:
             plan = self._plan()
@@ -666,7 +525,7 @@ class Worker:
             if self._evict_idle():
                 continue
             # Delay prefill (it sits at the end of the plan) before touching running sequences.
-            trimmed: list[tuple[_Seq, int]] = []
+            trimmed: list[tuple[SeqState, int]] = []
             room = free
             for seq, n in plan:
                 is_prefill = seq.n_kv < seq.prefill_end
@@ -681,7 +540,7 @@ class Worker:
                 return plan
             self._preempt(victim)
 
-    def _pick_victim(self) -> _Seq | None:
+    def _pick_victim(self) -> SeqState | None:
         if len(self._active) <= 1:
             return None
         paused = [s for s in self._active if s.paused]
@@ -691,9 +550,10 @@ class Worker:
     def _step(self) -> None:
         plan = self._fit()
         if not plan:
+            self._deliver()
             return
         batch = self._batch
-        outputs: list[tuple[_Seq, int]] = []
+        outputs: list[tuple[SeqState, int]] = []
         i = 0
         for seq, n in plan:
             assert seq.slot is not None
@@ -711,6 +571,10 @@ class Worker:
                 outputs.append((seq, i - 1))
         batch.n_tokens = i
 
+        # _deliver_during_decode: the previous step's events go out right before the decode
+        # rather than right after the sampling, so that the event loop handles them while
+        # llama_decode runs without the GIL, not while this thread waits for the next step.
+        self._deliver()
         rc = int(llama_cpp.llama_decode(self._ctx, batch))
         if rc != 0:
             self._decode_failed(rc, plan)
@@ -730,7 +594,7 @@ class Worker:
         for seq, index in outputs:
             self._sample(seq, index)
 
-    def _decode_failed(self, rc: int, plan: list[tuple[_Seq, int]]) -> None:
+    def _decode_failed(self, rc: int, plan: list[tuple[SeqState, int]]) -> None:
         if rc == 1:
             # No room in the KV cache despite the accounting (fragmentation?): make some, retry.
             log.warning("llama_decode found no KV slot for %d tokens; freeing cells", sum(n for _, n in plan))
@@ -751,7 +615,7 @@ class Worker:
         for seq, _ in plan:
             self._fail(seq)
 
-    def _sample(self, seq: _Seq, index: int) -> None:
+    def _sample(self, seq: SeqState, index: int) -> None:
         request = seq.request
         checkpoint = request.checkpoint
         if seq.armed and checkpoint is not None and seq.sampled >= checkpoint.limit:
@@ -786,24 +650,25 @@ class Worker:
             self._finish(seq, "length")
             return
         if seq.armed and checkpoint is not None:
-            if token == checkpoint.until_token or _marker_seen(seq, checkpoint.until_text, text):
+            if token == checkpoint.until_token or marker_seen(seq, checkpoint.until_text, text):
                 seq.armed = False
             elif seq.sampled >= checkpoint.limit:
                 self._pause(seq)
 
     def _logits(self, index: int) -> npt.NDArray[np.float32]:
-        assert self.tokenizer is not None
         row = llama_cpp.llama_get_logits_ith(self._ctx, index)
         if not row:
             raise EngineFailure(f"llama.cpp has no logits for batch index {index}")
-        return np.ctypeslib.as_array(row, shape=(self.tokenizer.n_vocab,))
+        # A view, no copy; a prebuilt array type is 3x cheaper than np.ctypeslib.as_array.
+        view = memoryview(self._logits_row.from_address(ctypes.addressof(row.contents)))
+        return np.frombuffer(view, np.float32)
 
-    def _pause(self, seq: _Seq, *, at_end: bool = False) -> None:
+    def _pause(self, seq: SeqState, *, at_end: bool = False) -> None:
         seq.paused = True
         seq.armed = False
         self._emit(seq, Paused(at_end=at_end))
 
-    def _resume(self, seq: _Seq, tokens: tuple[int, ...]) -> None:
+    def _resume(self, seq: SeqState, tokens: tuple[int, ...]) -> None:
         seq.paused = False
         for token in tokens:
             seq.tokens.append(token)
@@ -824,7 +689,7 @@ class Worker:
 
     # -- delivery, stats, shutdown --------------------------------------------------------------
 
-    def _emit(self, seq: _Seq, item: Outgoing) -> None:
+    def _emit(self, seq: SeqState, item: Outgoing) -> None:
         self._outbox.append((seq.channel, item))
 
     def _flush(self) -> None:
@@ -836,7 +701,7 @@ class Worker:
         self._outbox = []
         for loop, items in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_deliver, items)
+                loop.call_soon_threadsafe(push_all, items)
             except RuntimeError:
                 # The loop is closed: nobody is listening to these sequences any more.
                 log.debug("dropping %d events for a closed event loop", len(items))
@@ -871,10 +736,10 @@ class Worker:
                 cmd = self._commands.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(cmd, _Submit):
-                self._outbox.append((cmd.channel, EngineFailure(_GENERIC_FAILURE)))
+            if isinstance(cmd, Submit):
+                self._outbox.append((cmd.channel, EngineFailure(GENERIC_FAILURE)))
         for seq in list(self._by_channel.values()):
-            self._emit(seq, EngineFailure(_GENERIC_FAILURE))
+            self._emit(seq, EngineFailure(GENERIC_FAILURE))
             if seq.sampler is not None:
                 llama_cpp.llama_sampler_free(seq.sampler)
                 seq.sampler = None
@@ -903,49 +768,3 @@ class Worker:
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None
-
-
-def _deliver(items: list[tuple[Channel, Outgoing]]) -> None:
-    for channel, item in items:
-        channel.push(item)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n
-    # Binary search on slice equality: list comparison runs in C, a Python loop would not.
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _marker_seen(seq: _Seq, marker: str | None, text: str) -> bool:
-    """Whether ``marker`` appears in the output, counting matches split across tokens."""
-    if not marker or not text:
-        return False
-    window = seq.marker_tail + text
-    if marker in window:
-        return True
-    seq.marker_tail = window[-(len(marker) - 1) :] if len(marker) > 1 else ""
-    return False
-
-
-@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
-def _native_log_callback(level: int, text: bytes, user_data: Any) -> None:
-    # ggml_log_level: 1 DEBUG, 2 INFO, 3 WARN, 4 ERROR, 5 CONT (continues the previous line).
-    # llama.cpp is chatty at INFO (every tensor of the model); that belongs at DEBUG here.
-    message = text.decode("utf-8", errors="replace").rstrip()
-    if message:
-        py_level = logging.WARNING if level == 3 else logging.ERROR if level == 4 else logging.DEBUG
-        _native_log.log(py_level, "%s", message)
-
-
-def install_native_logging() -> None:
-    """Route llama.cpp's own log lines (process-wide) into ``logging`` instead of stderr."""
-    llama_cpp.llama_log_set(_native_log_callback, None)

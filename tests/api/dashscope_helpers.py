@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
+import pytest
 
-from tests.conftest import LiveServer, app_with, serve, stop
+from tests.conftest import TINY_MODEL, LiveServer, app_with, serve, stop
 from thinkserve.engine.fake import FakeEngine
 
-ENGINES = ["fake"]
-"""Engine names the DashScope tests are parametrized over (real engines get added here)."""
+ENGINES = ["fake", pytest.param("tiny", marks=pytest.mark.slow)]
+"""Engines the DashScope tests run over: the scripted one, and llama.cpp with the tiny Qwen3 model."""
 
 GENERATION = "/api/v1/services/aigc/text-generation/generation"
 
@@ -43,6 +44,18 @@ class Target:
 
 @contextlib.contextmanager
 def serve_target(engine: str) -> Iterator[Target]:
+    if engine == "tiny":
+        from thinkserve.engine.llamacpp import LlamaCppEngine
+
+        real = LlamaCppEngine(str(TINY_MODEL), n_ctx=4096, n_seq=4)
+        real.start()
+        live, running = serve(app_with(real))
+        try:
+            yield Target(live, None)
+        finally:
+            stop(running)
+            real.close()
+        return
     if engine != "fake":
         raise ValueError(f"no such test engine: {engine}")
     fake = FakeEngine()

@@ -5,6 +5,7 @@ Both dialects name these parameters the same way, so the messages can name them 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 import orjson
@@ -81,3 +82,25 @@ def parse_body(body: bytes, model: type[WireModel]) -> WireModel:
         where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "list[")))
         message = f"{first['msg']}: {where}" if where else first["msg"]
         raise InvalidParameter(message, param=where or None) from exc
+
+
+def message_text(
+    content: str | Sequence[tuple[str, str | None]] | None, *, assistant: bool, index: int
+) -> str:
+    """A turn's text; ``content`` parts come as ``(kind, text)`` pairs, each dialect naming kinds
+    its own way. Only text is served: any other part is refused by name."""
+    if content is None:
+        if assistant:
+            return ""
+        raise InvalidParameter(f"messages[{index}].content must not be empty", param="messages")
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for kind, text in content:
+        if kind != "text" or text is None:
+            raise InvalidParameter(
+                f"messages[{index}] has a '{kind}' part: this model supports text input only.",
+                param="messages",
+            )
+        texts.append(text)
+    return "".join(texts)

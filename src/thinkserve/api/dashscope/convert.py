@@ -87,23 +87,14 @@ def parse_request(body: bytes, *, sse: bool) -> Parsed:
 
 def _text_of(message: schemas.Message, index: int) -> str:
     content = message.content
-    if content is None:
-        if message.role == "assistant":
-            return ""
-        raise InvalidParameter(f"messages[{index}].content must not be empty", param="messages")
-    if isinstance(content, str):
-        return content
-    texts: list[str] = []
-    for part in content:
-        if part.text is None or part.type not in (None, "text"):
-            # DashScope names a part by its key ({"image": url}), OpenAI by "type".
-            kind = part.type or next(iter(part.model_extra or {}), "empty")
-            raise InvalidParameter(
-                f"messages[{index}] has a '{kind}' part: this model supports text input only.",
-                param="messages",
-            )
-        texts.append(part.text)
-    return "".join(texts)
+    if content is not None and not isinstance(content, str):
+        # DashScope names a part by its key ({"image": url}), OpenAI by "type".
+        parts = [
+            (p.type or ("text" if p.text is not None else next(iter(p.model_extra or {}), "empty")), p.text)
+            for p in content
+        ]
+        return params.message_text(parts, assistant=message.role == "assistant", index=index)
+    return params.message_text(content, assistant=message.role == "assistant", index=index)
 
 
 def _messages(wire: schemas.Input) -> tuple[Message, ...]:

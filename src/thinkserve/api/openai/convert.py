@@ -38,21 +38,10 @@ def parse_request(body: bytes) -> tuple[ChatRequest, bool]:
 
 def _text_of(message: schemas.ChatMessage, index: int) -> str:
     content = message.content
-    if content is None:
-        if message.role == "assistant":
-            return ""
-        raise InvalidParameter(f"messages[{index}].content must not be empty", param="messages")
-    if isinstance(content, str):
-        return content
-    texts: list[str] = []
-    for part in content:
-        if part.type != "text" or part.text is None:
-            raise InvalidParameter(
-                f"messages[{index}] has a '{part.type}' part: this model supports text input only.",
-                param="messages",
-            )
-        texts.append(part.text)
-    return "".join(texts)
+    if content is not None and not isinstance(content, str):
+        parts = [(p.type, p.text) for p in content]
+        return params.message_text(parts, assistant=message.role == "assistant", index=index)
+    return params.message_text(content, assistant=message.role == "assistant", index=index)
 
 
 def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:

@@ -131,21 +131,16 @@ def _stop(stop: str | list[str] | list[int] | list[list[int]] | None) -> tuple[s
 
 def _refuse_unserved(p: schemas.Parameters) -> None:
     """Real parameters thinkserve does not serve: a clear 400, never silently ignored."""
-    params.check_n(p.n)
-    if p.tools:
-        raise params.unsupported("tools")
-    if p.enable_search:
-        raise params.unsupported("enable_search")
-    if p.logprobs:
-        raise params.unsupported("logprobs")
+    params.refuse_unserved(
+        n=p.n,
+        tools=p.tools,
+        enable_search=p.enable_search,
+        logprobs=p.logprobs,
+        response_format=p.response_format,
+        enable_thinking=p.enable_thinking,
+    )
     if p.translation_options is not None:
         raise params.unsupported("translation_options")
-    if p.response_format and p.response_format.get("type") not in (None, "text"):
-        if p.enable_thinking:
-            raise InvalidParameter(
-                "Json mode response is not supported when enable_thinking is true", param="response_format"
-            )
-        raise params.unsupported("response_format")
     if p.result_format is not None and p.result_format not in ("text", "message"):
         raise InvalidParameter(
             'The result_format parameter must be "text" or "message"', param="result_format"

@@ -45,19 +45,14 @@ def _text_of(message: schemas.ChatMessage, index: int) -> str:
 
 
 def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
-    params.check_n(wire.n)
-    if wire.tools:
-        raise params.unsupported("tools")
-    if wire.enable_search:
-        raise params.unsupported("enable_search")
-    if wire.logprobs:
-        raise params.unsupported("logprobs")
-    if wire.response_format and wire.response_format.get("type") not in (None, "text"):
-        if wire.enable_thinking:
-            raise InvalidParameter(
-                "Json mode response is not supported when enable_thinking is true", param="response_format"
-            )
-        raise params.unsupported("response_format")
+    params.refuse_unserved(
+        n=wire.n,
+        tools=wire.tools,
+        enable_search=wire.enable_search,
+        logprobs=wire.logprobs,
+        response_format=wire.response_format,
+        enable_thinking=wire.enable_thinking,
+    )
     messages: list[Message] = []
     for i, m in enumerate(wire.messages):
         text = _text_of(m, i)

@@ -35,8 +35,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from thinkserve.core.types import SamplingParams
-from thinkserve.engine.base import Checkpoint, EngineFinished, EngineRequest, Paused, TokenEvent
-from thinkserve.engine.llamacpp import LlamaCppEngine
+from thinkserve.engine.llamacpp.engine import LlamaCppEngine
+from thinkserve.engine.protocol import Checkpoint, EngineFinished, EngineRequest, Paused, TokenEvent
 
 GREEDY = SamplingParams(temperature=0.0)
 TOPICS = [

@@ -38,7 +38,7 @@ from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.core.events import AnswerDelta, Event, Finished
 from thinkserve.core.types import Usage
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.platform import keys
 from thinkserve.platform.billing import Price
 from thinkserve.platform.gate import Gate, StaticKeys, metered

@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 
 from thinkserve.app import create_app
 from thinkserve.config import Settings
-from thinkserve.engine.base import Engine
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
+from thinkserve.engine.protocol import Engine
 from thinkserve.platform.gate import Gate, StaticKeys
 from thinkserve.service import Runtime
 from thinkserve.thinking.chat_format import ChatFormat

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.default_model]
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveServer]:
-    from thinkserve.engine.llamacpp import LlamaCppEngine
+    from thinkserve.engine.llamacpp.engine import LlamaCppEngine
 
     # The same cache `make serve` uses: assembled once, from the installed part packages.
     path = default_model_path(default_data_dir(), show_progress=False)

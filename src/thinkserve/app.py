@@ -19,6 +19,7 @@ from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.openai import routes as openai_routes
 from thinkserve.config import Settings
 from thinkserve.core.errors import EngineFailure, MethodNotAllowed, RouteNotFound, ThinkserveError
+from thinkserve.engine.protocol import Engine
 from thinkserve.engine.registry import build_engine, model_file
 from thinkserve.monitor.metrics import Metrics
 from thinkserve.platform.gate import Gate
@@ -63,7 +64,7 @@ def create_app(
     engines named by the settings are loaded at startup and closed at shutdown. Without ``gate``,
     the platform (keys, limits, metering; platform.platform_gate) is started from the settings."""
     metrics = Metrics()
-    engines: dict[str, object] = {}
+    engines: dict[str, Engine] = {}
     metrics.watch_engines(lambda: engines)
 
     @contextlib.asynccontextmanager

@@ -32,23 +32,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from thinkserve.engine.llamacpp.settings import LlamaCppSettings
+from thinkserve.engine.registry import EngineSettings, default_engine, settings_from_table
 from thinkserve.models.catalogue import ConfigError, ModelSpec, load_catalogue, spec_from_table
 from thinkserve.platform.billing import Price, PriceError, parse_prices
 from thinkserve.platform.limits import Limits, LimitsError, parse_limits
-
-
-@dataclass(frozen=True, slots=True)
-class EngineSpec:
-    """One loaded model file and how to run it."""
-
-    name: str
-    kind: str = "llamacpp"
-    model: str | None = None
-    """GGUF path; None means the embedded default model (assembled on first start)."""
-    n_ctx: int = 8192
-    n_seq: int = 8
-    n_threads: int | None = None
-    max_queue: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +46,8 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     max_body_bytes: int = 8 * 1024 * 1024
-    engines: dict[str, EngineSpec] = field(default_factory=lambda: {"default": EngineSpec("default")})
+    engines: dict[str, EngineSettings] = field(default_factory=lambda: {"default": default_engine()})
+    """``[engines.NAME]``: each in its kind's settings type (see engine.registry)."""
     models: dict[str, ModelSpec] = field(default_factory=load_catalogue)
     database_url: str | None = None
     """Platform store; None: SQLite in ``data_dir`` (``[server] database_url``, THINKSERVE_DATABASE_URL)."""
@@ -78,21 +67,6 @@ def default_data_dir() -> Path:
     return Path(cache) / "thinkserve"
 
 
-_ENGINE_KEYS = {"kind": str, "model": str, "n_ctx": int, "n_seq": int, "n_threads": int, "max_queue": int}
-
-
-def _engine_from_table(name: str, table: dict[str, Any]) -> EngineSpec:
-    changes: dict[str, Any] = {}
-    for key, value in table.items():
-        expected = _ENGINE_KEYS.get(key)
-        if expected is None:
-            raise ConfigError(f"unknown key {key!r} in engine {name!r}")
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise ConfigError(f"bad value {value!r} for {key!r} in engine {name!r}")
-        changes[key] = value
-    return replace(EngineSpec(name), **changes)
-
-
 def load_settings(
     config_file: Path | None = None,
     *,
@@ -107,9 +81,9 @@ def load_settings(
     if config_file is not None:
         data = tomllib.loads(config_file.read_text("utf-8"))
     server = data.get("server", {})
-    engines = {"default": EngineSpec("default")}
+    engines = {"default": default_engine()}
     for name, table in data.get("engines", {}).items():
-        engines[name] = _engine_from_table(name, table)
+        engines[name] = settings_from_table(name, table)
     models = load_catalogue()
     for name, table in data.get("models", {}).items():
         models[name] = spec_from_table(name, table, models.get(name))
@@ -117,8 +91,10 @@ def load_settings(
         if spec.engine not in engines:
             raise ConfigError(f"model {spec.name!r} uses unknown engine {spec.engine!r}")
     if model is not None:
-        # --model: every served name uses that GGUF.
-        engines = {"default": replace(engines["default"], model=model)}
+        # --model: every served name uses that GGUF (on llama.cpp, whatever the file said).
+        default = engines["default"]
+        llama = default if isinstance(default, LlamaCppSettings) else LlamaCppSettings("default")
+        engines = {"default": replace(llama, model=model)}
         models = {name: replace(spec, engine="default") for name, spec in models.items()}
     keys = tuple(server.get("api_keys", ()))
     if env_keys := env.get("THINKSERVE_API_KEYS"):

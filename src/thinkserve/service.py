@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from thinkserve.core.errors import InvalidParameter, ModelNotFound
 from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
 from thinkserve.core.types import ChatRequest, FinishReason, Usage
-from thinkserve.engine.base import Engine, EngineFinished, EngineRequest, Paused, TokenEvent
+from thinkserve.engine.protocol import Engine, EngineFinished, EngineRequest, Paused, TokenEvent
 from thinkserve.models.catalogue import ModelSpec
 from thinkserve.thinking import decision
 from thinkserve.thinking.chat_format import ChatFormat, Prompt

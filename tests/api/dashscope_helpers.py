@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tests.conftest import TINY_MODEL, LiveServer, app_with, serve, stop
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
 
 ENGINES = ["fake", pytest.param("tiny", marks=pytest.mark.slow)]
 """Engines the DashScope tests run over: the scripted one, and llama.cpp with the tiny Qwen3 model."""
@@ -45,7 +45,7 @@ class Target:
 @contextlib.contextmanager
 def serve_target(engine: str) -> Iterator[Target]:
     if engine == "tiny":
-        from thinkserve.engine.llamacpp import LlamaCppEngine
+        from thinkserve.engine.llamacpp.engine import LlamaCppEngine
 
         real = LlamaCppEngine(str(TINY_MODEL), n_ctx=4096, n_seq=4)
         real.start()

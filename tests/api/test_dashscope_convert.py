@@ -10,7 +10,7 @@ import pytest
 from thinkserve.api.dashscope import convert
 from thinkserve.core.errors import InvalidParameter
 from thinkserve.core.types import Usage
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.models.catalogue import load_catalogue
 from thinkserve.service import GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat

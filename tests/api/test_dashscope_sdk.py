@@ -18,7 +18,7 @@ from tests.api.dashscope_helpers import ENGINES, Target, serve_target
 from tests.conftest import API_KEY, serve, stop
 from thinkserve.app import create_app
 from thinkserve.config import Settings
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.platform.gate import Principal, StaticKeys
 from thinkserve.service import Runtime
 from thinkserve.thinking import decision

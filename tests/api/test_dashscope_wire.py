@@ -15,8 +15,8 @@ from tests.conftest import API_KEY, app_with, serve, stop
 from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.core.errors import EngineFailure, RateLimited
-from thinkserve.engine.base import EngineEvent, EngineRequest
-from thinkserve.engine.fake import FakeEngine, FakeSequence
+from thinkserve.engine.fake.engine import FakeEngine, FakeSequence
+from thinkserve.engine.protocol import EngineEvent, EngineRequest
 from thinkserve.platform.gate import Admission, Principal, StaticKeys
 from thinkserve.service import Runtime
 from thinkserve.thinking.chat_format import ChatFormat

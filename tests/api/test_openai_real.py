@@ -19,7 +19,7 @@ def engine() -> Iterator[Any]:
         pytest.fail(
             f"{TINY_MODEL} is missing: it is committed; regenerate it with scripts/make_tiny_model.py"
         )
-    from thinkserve.engine.llamacpp import LlamaCppEngine
+    from thinkserve.engine.llamacpp.engine import LlamaCppEngine
 
     eng = LlamaCppEngine(str(TINY_MODEL), n_ctx=8192, n_seq=4)
     eng.start()

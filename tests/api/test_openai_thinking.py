@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests.conftest import API_KEY, LiveServer
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
 
 
 def client(live: LiveServer) -> openai.OpenAI:

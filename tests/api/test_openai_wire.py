@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.conftest import API_KEY, LiveServer
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

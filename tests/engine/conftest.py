@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from thinkserve.engine.llamacpp import LlamaCppEngine
+from thinkserve.engine.llamacpp.engine import LlamaCppEngine
 
 TINY_MODEL = Path(__file__).parent.parent / "fixtures" / "tiny-qwen3.gguf"
 

@@ -14,10 +14,18 @@ from hypothesis import strategies as st
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
 from thinkserve.core.types import SamplingParams
-from thinkserve.engine.base import Checkpoint, EngineEvent, EngineFinished, EngineRequest, Paused, TokenEvent
-from thinkserve.engine.llamacpp import LlamaCppEngine, LlamaCppSequence
-from thinkserve.engine.llamacpp_state import SeqState, common_prefix, marker_seen
-from thinkserve.engine.llamacpp_tokenizer import StreamDecoder
+from thinkserve.engine.checkpoint import CheckpointState, marker_seen
+from thinkserve.engine.llamacpp.engine import LlamaCppEngine, LlamaCppSequence
+from thinkserve.engine.llamacpp.slots import common_prefix
+from thinkserve.engine.llamacpp.tokenizer import StreamDecoder
+from thinkserve.engine.protocol import (
+    Checkpoint,
+    EngineEvent,
+    EngineFinished,
+    EngineRequest,
+    Paused,
+    TokenEvent,
+)
 
 slow = pytest.mark.slow
 
@@ -652,7 +660,7 @@ def test_common_prefix(a: list[int], b: list[int]) -> None:
 @given(st.text(alphabet="ab</>k", max_size=30), st.integers(1, 5))
 def test_marker_is_found_across_token_boundaries(text: str, step: int) -> None:
     marker = "</k>"
-    seq = object.__new__(SeqState)
+    seq = object.__new__(CheckpointState)
     seq.marker_tail = ""
     pieces = [text[i : i + step] for i in range(0, len(text), step)]
     seen = any(marker_seen(seq, marker, piece) for piece in pieces)

@@ -10,7 +10,7 @@ import httpx
 from tests.conftest import serve, stop
 from thinkserve.app import create_app
 from thinkserve.config import Settings
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.platform.billing import Price
 from thinkserve.service import Runtime
 from thinkserve.thinking.chat_format import ChatFormat

@@ -15,7 +15,7 @@ import httpx
 from tests.conftest import serve, stop
 from thinkserve.app import create_app
 from thinkserve.config import Settings
-from thinkserve.engine.fake import FakeEngine
+from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.platform import database
 from thinkserve.platform.store import Store, UsageRow
 from thinkserve.service import Runtime

@@ -1,8 +1,8 @@
-"""Prometheus metrics, one registry per app (imports platform.gate).
+"""Prometheus metrics, one registry per app (imports platform.gate, engine.protocol).
 
 Request metrics are fed by the platform gate (``observe`` per usage record); engine gauges are read
-at scrape time from each engine's optional ``stats`` snapshot (``active_sequences`` or ``active``,
-``waiting``, ``slot_cells``/``kv_size``, ``sampled_tokens``), whatever the engine exposes of them.
+at scrape time from each engine's ``snapshot()`` (``engine.protocol.EngineStats``; the KV gauges
+only for engines with a KV cache).
 Served at ``GET /metrics`` in the text format::
 
     thinkserve_requests_total{mode="thinking",model="qwen-plus",status="ok"} 12.0
@@ -13,19 +13,19 @@ Served at ``GET /metrics`` in the text format::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from thinkserve.engine.protocol import Engine
 from thinkserve.platform.gate import UsageRecord
 
 _LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 
-EngineSource = Callable[[], Mapping[str, object]]
+EngineSource = Callable[[], Mapping[str, Engine]]
 """Engine name -> engine, read at each scrape."""
 
 
@@ -103,14 +103,6 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _number(stats: Any, *names: str) -> float | None:
-    for name in names:
-        value = getattr(stats, name, None)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
 class _EngineCollector(Collector):
     def __init__(self, source: EngineSource) -> None:
         self._source = source
@@ -137,20 +129,11 @@ class _EngineCollector(Collector):
             "thinkserve_engine_sampled_tokens", "Tokens sampled.", labels=["engine"]
         )
         for name, engine in self._source().items():
-            stats = getattr(engine, "stats", None)
-            if stats is None:
-                continue
-            if (value := _number(stats, "active_sequences", "active")) is not None:
-                active.add_metric([name], value)
-            if (value := _number(stats, "waiting", "queue_depth")) is not None:
-                queue.add_metric([name], value)
-            if (value := _number(stats, "sampled_tokens")) is not None:
-                sampled.add_metric([name], value)
-            cells = getattr(stats, "slot_cells", None)
-            if isinstance(cells, tuple | list):
-                used = float(sum(int(c) for c in cells))
-                kv_used.add_metric([name], used)
-                size = _number(stats, "kv_size")
-                if size:
-                    kv_ratio.add_metric([name], used / size)
+            stats = engine.snapshot()
+            active.add_metric([name], float(stats.active_sequences))
+            queue.add_metric([name], float(stats.waiting))
+            sampled.add_metric([name], float(stats.sampled_tokens))
+            if stats.kv_size > 0:
+                kv_used.add_metric([name], float(stats.kv_cells_used))
+                kv_ratio.add_metric([name], stats.kv_cells_used / stats.kv_size)
         yield from (active, queue, kv_used, kv_ratio, sampled)

@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from thinkserve.core.errors import InvalidParameter
 from thinkserve.core.types import Message
-from thinkserve.engine.base import Checkpoint, Tokenizer
+from thinkserve.engine.protocol import Checkpoint, Tokenizer
 from thinkserve.thinking.parser import THINK_END, THINK_START, Splitter, TextSplitter, TokenSplitter
 
 # The stop-thinking instruction of the Qwen3 technical report (section 4.3), appended at the budget.

@@ -9,10 +9,13 @@ all fit behind it:
   the *same* sequence (in-process engines keep the KV cache; remote ones resend the prefix and rely
   on prefix caching) and goes on sampling;
 - ``Sequence.cancel()`` stops it; the engine frees its slot within one decode step;
-- ``tokenizer`` gives the model's own tokenizer and chat template.
+- ``tokenizer`` gives the model's own tokenizer and chat template;
+- ``health()`` says whether the engine can take work (``Health``), ``snapshot()`` gives its load
+  (``EngineStats``) for the metrics.
 
 Thinking semantics stay above this line: the engine only knows "pause after N sampled tokens
-unless a marker appeared first" (``Checkpoint``), which is all a thinking budget needs.
+unless a marker appeared first" (``Checkpoint``), which is all a thinking budget needs; the
+mechanism every engine shares lives in ``engine.checkpoint``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,33 @@ class EngineFinished:
 EngineEvent = TokenEvent | Paused | EngineFinished
 
 
+HealthState = Literal["up", "starting", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Whether an engine can take work: ``Health("up")``, ``Health("down", "the worker stopped")``."""
+
+    state: HealthState
+    reason: str = ""
+    """Why it is not up ("" when it is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """What every engine reports of its load, read by the metrics at each scrape."""
+
+    active_sequences: int = 0
+    """Sequences holding a slot (running, prefilling or paused)."""
+    waiting: int = 0
+    """Requests submitted and not yet holding a slot (the queue depth)."""
+    sampled_tokens: int = 0
+    """Tokens sampled since the engine started."""
+    kv_cells_used: int = 0
+    kv_size: int = 0
+    """KV cache size in cells; 0 for an engine without one (then ``kv_cells_used`` means nothing)."""
+
+
 class Sequence(Protocol):
     """A running generation. Iterate it; ``cancel`` is idempotent and safe from any task."""
 
@@ -140,6 +170,12 @@ class Engine(Protocol):
 
     def submit(self, request: EngineRequest) -> Sequence:
         """Queue a sequence; raises ``core.errors.Overloaded`` when the queue is full."""
+        ...
+
+    async def health(self) -> Health: ...
+
+    def snapshot(self) -> EngineStats:
+        """The engine's load now (cheap: called at every metrics scrape)."""
         ...
 
     async def aclose(self) -> None: ...

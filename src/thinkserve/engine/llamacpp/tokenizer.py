@@ -1,6 +1,6 @@
 """The model's own tokenizer read from a loaded llama.cpp model, and streaming UTF-8 detokenization.
 
-``LlamaCppTokenizer`` implements ``engine.base.Tokenizer`` on top of llama.cpp's vocabulary
+``LlamaCppTokenizer`` implements ``engine.protocol.Tokenizer`` on top of llama.cpp's vocabulary
 (``llama_tokenize`` / ``llama_token_to_piece``). The vocabulary is read-only once the model is
 loaded, so these calls are safe from the event loop thread while the engine's worker thread
 decodes; they are pure CPU work bounded by the text length, never a wait.

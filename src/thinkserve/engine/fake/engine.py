@@ -1,4 +1,4 @@
-"""A scripted engine for API-level tests and gateway benchmarks (imports core, engine.base).
+"""A scripted engine for API-level tests and gateway benchmarks (imports core, engine).
 
 It speaks the real protocol (checkpoints, pause/resume, cancel, prefix "cache") over a toy
 tokenizer with one token per character, plus the special tokens of a Qwen3-style chat template.
@@ -14,71 +14,17 @@ from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 
 from thinkserve.core.errors import Overloaded
-from thinkserve.engine.base import (
+from thinkserve.engine.checkpoint import CheckpointState
+from thinkserve.engine.fake.tokenizer import FakeTokenizer
+from thinkserve.engine.protocol import (
     EngineEvent,
     EngineFinished,
     EngineRequest,
+    EngineStats,
+    Health,
     Paused,
     TokenEvent,
 )
-
-SPECIALS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>", "<|endoftext|>")
-_OFFSET = 16
-_SPECIAL_BASE = 0x110000 + _OFFSET
-
-FAKE_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}"
-    "{% endif %}"
-)
-
-
-class FakeTokenizer:
-    """One token per character; the special tokens are single tokens."""
-
-    def __init__(self, template: str | None = FAKE_TEMPLATE) -> None:
-        self._template = template
-        self._specials = {s: _SPECIAL_BASE + i for i, s in enumerate(SPECIALS)}
-        self._names = {v: k for k, v in self._specials.items()}
-
-    def encode(self, text: str, *, special: bool = True) -> list[int]:
-        out: list[int] = []
-        i = 0
-        while i < len(text):
-            if special and text[i] == "<":
-                hit = next((s for s in SPECIALS if text.startswith(s, i)), None)
-                if hit is not None:
-                    out.append(self._specials[hit])
-                    i += len(hit)
-                    continue
-            out.append(ord(text[i]) + _OFFSET)
-            i += 1
-        return out
-
-    def decode(self, tokens: Seq[int]) -> str:
-        return "".join(self.piece(t) for t in tokens)
-
-    def piece(self, token: int) -> str:
-        return self._names.get(token) or chr(token - _OFFSET)
-
-    def token_id(self, text: str) -> int | None:
-        return self._specials.get(text)
-
-    @property
-    def chat_template(self) -> str | None:
-        return self._template
-
-    @property
-    def bos_token(self) -> str:
-        return ""
-
-    @property
-    def eos_token(self) -> str:
-        return "<|im_end|>"
-
-    def is_end(self, token: int) -> bool:
-        return token in (self._specials["<|im_end|>"], self._specials["<|endoftext|>"])
 
 
 @dataclass(slots=True)
@@ -116,20 +62,20 @@ class FakeSequence:
         engine.stats.active += 1
         try:
             sampled = 0
-            armed = request.checkpoint
-            text = ""
+            checkpoint = CheckpointState(request.checkpoint)
             script = self._script
             i = 0
             while i < len(script):
                 if self._cancelled:
                     return
                 token = script[i]
-                if armed is not None and sampled >= armed.limit:
+                if checkpoint.due(sampled):
+                    checkpoint.pause()
                     yield Paused()
                     injected = await self._resume.get()
+                    checkpoint.resume()
                     for t in injected:
                         yield TokenEvent(t, tok.piece(t), injected=True)
-                    armed = None
                     # Continue with the answer part of the script, as a model would.
                     end = tok.token_id("</think>")
                     i = script.index(end) + 1 if end in script else i
@@ -145,11 +91,8 @@ class FakeSequence:
                 sampled += 1
                 engine.stats.sampled_tokens += 1
                 piece = tok.piece(token)
-                text += piece
-                if armed is not None and (
-                    token == armed.until_token or (armed.until_text and armed.until_text in text)
-                ):
-                    armed = None
+                if checkpoint.armed:
+                    checkpoint.saw_marker(token, piece)
                 yield TokenEvent(token, piece)
                 i += 1
             cut = sampled >= request.max_tokens and i < len(script)
@@ -206,6 +149,12 @@ class FakeEngine:
         else:
             reply = f"<think>\n{self.reasoning}\n</think>\n\n{self.answer}<|im_end|>"
         return FakeSequence(self, request, self._tok.encode(reply), cached)
+
+    async def health(self) -> Health:
+        return Health("up")
+
+    def snapshot(self) -> EngineStats:
+        return EngineStats(active_sequences=self.stats.active, sampled_tokens=self.stats.sampled_tokens)
 
     async def aclose(self) -> None:
         return None

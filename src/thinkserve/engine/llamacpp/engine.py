@@ -1,15 +1,17 @@
-"""The embedded llama.cpp engine: ``engine.base.Engine`` over llama-cpp-python's low-level API.
+"""The embedded llama.cpp engine: ``engine.protocol.Engine`` over llama-cpp-python's low-level API.
 
 ``LlamaCppEngine`` loads a GGUF model into one llama.cpp context with ``n_seq`` KV-cache slots and
 decodes every running sequence in shared ``llama_decode`` calls (continuous batching). All
-llama.cpp work happens in one worker thread (``llamacpp_worker``); this module is the event loop
-side: it validates and queues requests and turns the worker's events into async iterators.
+llama.cpp work happens in one worker thread (``worker``); this module is the event loop side: it
+validates and queues requests and turns the worker's events into async iterators.
 
 Behaviour worth knowing:
 
 - ``start()`` is synchronous: it loads the model (in the worker thread) and returns when it is
   ready, raising ``EngineFailure`` if it cannot. ``await aclose()`` (or ``close()``) stops the
   worker; sequences still running then end with ``EngineFailure``.
+- ``health()`` is "starting" until ``start()`` returns, then "up" while the worker thread lives,
+  and "down" (with the reason) once it is gone: closed, failed to load, or crashed.
 - A finished sequence leaves its KV cells in its slot; a later prompt that shares a prefix with
   them reuses them (``EngineFinished.cached_tokens``). Cancelled sequences free their cells.
 - End-of-generation tokens end a sequence with ``"stop"`` (or pause it, with
@@ -18,9 +20,6 @@ Behaviour worth knowing:
 - A ``Sequence`` iterator stops after ``Paused`` unless ``resume`` was called before the next
   item was asked for, so both ``async for ... : if Paused: seq.resume(...)`` and "iterate, resume,
   iterate again" work.
-- On CPU-only builds flash attention is off unless asked for: llama.cpp's "auto" would enable it,
-  and its CPU kernel is several times slower for the 2-48-token batches that batched decoding
-  and resumes produce.
 """
 
 from __future__ import annotations
@@ -33,12 +32,19 @@ from types import TracebackType
 from typing import Final
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter
-from thinkserve.engine.base import EngineEvent, EngineFinished, EngineRequest, Paused
-from thinkserve.engine.llamacpp_state import EngineStats, Outgoing, WorkerConfig
-from thinkserve.engine.llamacpp_tokenizer import LlamaCppTokenizer
-from thinkserve.engine.llamacpp_worker import Worker
-
-__all__ = ["EngineStats", "LlamaCppEngine", "LlamaCppSequence"]
+from thinkserve.engine.llamacpp.sequence import Outgoing
+from thinkserve.engine.llamacpp.settings import WorkerConfig
+from thinkserve.engine.llamacpp.stats import LlamaCppStats
+from thinkserve.engine.llamacpp.tokenizer import LlamaCppTokenizer
+from thinkserve.engine.llamacpp.worker import Worker
+from thinkserve.engine.protocol import (
+    EngineEvent,
+    EngineFinished,
+    EngineRequest,
+    EngineStats,
+    Health,
+    Paused,
+)
 
 
 class _EndOfStream:
@@ -49,7 +55,7 @@ _END: Final = _EndOfStream()
 
 
 class LlamaCppSequence:
-    """One running generation (``engine.base.Sequence``)."""
+    """One running generation (``engine.protocol.Sequence``)."""
 
     def __init__(self, worker: Worker, request: EngineRequest, loop: asyncio.AbstractEventLoop) -> None:
         self._worker = worker
@@ -141,7 +147,7 @@ class LlamaCppSequence:
 
 
 class LlamaCppEngine:
-    """A GGUF model served with continuous batching (``engine.base.Engine``).
+    """A GGUF model served with continuous batching (``engine.protocol.Engine``).
 
     ``n_ctx`` is the KV cache size in tokens. With a unified cache (llama.cpp's ``kv_unified``,
     the default) the ``n_seq`` slots share it and one sequence may use all of it; otherwise each
@@ -248,8 +254,22 @@ class LlamaCppEngine:
 
     # -- observability ---------------------------------------------------------------------------
 
+    async def health(self) -> Health:
+        if self._started and not self._closed and self._worker.alive:
+            return Health("up")
+        if self._worker.load_error is not None:
+            return Health("down", self._worker.load_error)
+        if self._closed:
+            return Health("down", "The inference engine is closed.")
+        if not self._started:
+            return Health("starting", "The model is loading." if self._worker.alive else "Not started.")
+        return Health("down", "The inference engine's worker thread stopped.")
+
+    def snapshot(self) -> EngineStats:
+        return self._worker.stats.summary()
+
     @property
-    def stats(self) -> EngineStats:
+    def stats(self) -> LlamaCppStats:
         """The counters as of the worker's last step (a cheap, immutable snapshot)."""
         return self._worker.stats
 

@@ -1,0 +1,27 @@
+"""Settings of the scripted engine (pure).
+
+An ``[engines.NAME]`` table of this kind reads::
+
+    [engines.default]
+    kind = "fake"
+    n_ctx = 8192                 # the context length it reports (default 8192)
+    max_queue = 100000           # sequences at once before Overloaded (default 64)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class FakeSettings:
+    """The scripted engine's knobs."""
+
+    TOML_KEYS: ClassVar[Mapping[str, type]] = {"n_ctx": int, "max_queue": int}
+
+    name: str
+    kind: str = field(default="fake", init=False)
+    n_ctx: int = 8192
+    max_queue: int = 64

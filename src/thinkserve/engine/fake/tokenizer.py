@@ -1,0 +1,67 @@
+"""The scripted engine's toy tokenizer: one token per character, plus the special tokens of a
+Qwen3-style chat template as single tokens (imports nothing of thinkserve)::
+
+    FakeTokenizer().encode("<think>hi") == [0x110000 + 16 + 2, ord("h") + 16, ord("i") + 16]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Seq
+
+SPECIALS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>", "<|endoftext|>")
+_OFFSET = 16
+_SPECIAL_BASE = 0x110000 + _OFFSET
+
+FAKE_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}"
+    "{% endif %}"
+)
+
+
+class FakeTokenizer:
+    """One token per character; the special tokens are single tokens."""
+
+    def __init__(self, template: str | None = FAKE_TEMPLATE) -> None:
+        self._template = template
+        self._specials = {s: _SPECIAL_BASE + i for i, s in enumerate(SPECIALS)}
+        self._names = {v: k for k, v in self._specials.items()}
+
+    def encode(self, text: str, *, special: bool = True) -> list[int]:
+        out: list[int] = []
+        i = 0
+        while i < len(text):
+            if special and text[i] == "<":
+                hit = next((s for s in SPECIALS if text.startswith(s, i)), None)
+                if hit is not None:
+                    out.append(self._specials[hit])
+                    i += len(hit)
+                    continue
+            out.append(ord(text[i]) + _OFFSET)
+            i += 1
+        return out
+
+    def decode(self, tokens: Seq[int]) -> str:
+        return "".join(self.piece(t) for t in tokens)
+
+    def piece(self, token: int) -> str:
+        return self._names.get(token) or chr(token - _OFFSET)
+
+    def token_id(self, text: str) -> int | None:
+        return self._specials.get(text)
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._template
+
+    @property
+    def bos_token(self) -> str:
+        return ""
+
+    @property
+    def eos_token(self) -> str:
+        return "<|im_end|>"
+
+    def is_end(self, token: int) -> bool:
+        return token in (self._specials["<|im_end|>"], self._specials["<|endoftext|>"])

@@ -1,0 +1,505 @@
+"""The llama.cpp worker thread behind ``LlamaCppEngine``: commands in, decode steps, events out.
+
+One thread owns the model, the context, the ``llama_batch`` and every sampler; every blocking
+llama.cpp call happens here. The event loop side talks to it through a ``queue.SimpleQueue`` of
+commands, and the worker answers by scheduling ``Channel.push`` on each sequence's event loop
+with ``call_soon_threadsafe`` (once per step and loop, not once per token).
+
+Each step applies the commands (new requests, resumes, cancels), lets the ``Scheduler`` admit
+waiting requests and plan a batch, runs one ``llama_decode`` over it, and samples every sequence
+whose pending tokens were all evaluated from its own sampler chain (plain greedy, without
+penalties, reads the argmax of its logits row instead: same token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import queue
+import threading
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import Any
+
+import llama_cpp
+import numpy as np
+import numpy.typing as npt
+
+from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
+from thinkserve.engine.llamacpp.native import Native
+from thinkserve.engine.llamacpp.sampler import build_sampler, free_sampler
+from thinkserve.engine.llamacpp.scheduler import Plan, Scheduler
+from thinkserve.engine.llamacpp.sequence import GENERIC_FAILURE, Channel, Outgoing, SeqState
+from thinkserve.engine.llamacpp.settings import WorkerConfig
+from thinkserve.engine.llamacpp.slots import SlotPool
+from thinkserve.engine.llamacpp.stats import LlamaCppStats
+from thinkserve.engine.llamacpp.tokenizer import LlamaCppTokenizer, StreamDecoder
+from thinkserve.engine.protocol import EngineFinished, Paused, TokenEvent
+
+log = logging.getLogger("thinkserve.engine.llamacpp")
+
+
+# -- commands from the event loop ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeCmd:
+    channel: Channel
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    pass
+
+
+Command = Submit | ResumeCmd | Cancel | Stop
+
+
+class Worker:
+    """Owns llama.cpp; ``start`` loads the model in the worker thread and waits for it."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._waiting_count = 0
+        self._accepting = False
+        self._ready = threading.Event()
+        self.load_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="llamacpp-worker", daemon=True)
+        self.stats = LlamaCppStats()
+        # Set by _load, read-only afterwards.
+        self.tokenizer: LlamaCppTokenizer | None = None
+        self.context_length = 0
+        self.kv_size = 0
+        # Native handles and scheduler state: worker thread only.
+        self._native: Native | None = None
+        self._ctx: Any = None
+        self._batch: Any = None
+        self._logits_row: type[ctypes.Array[ctypes.c_float]] = ctypes.c_float * 1
+        self._scheduler: Scheduler | None = None
+        self._cells: list[int] = []
+        """KV cells per slot as llama.cpp last reported them."""
+        self._outbox: list[tuple[Channel, Outgoing]] = []
+        self._counters: dict[str, int] = dict.fromkeys(
+            (
+                "prompt_tokens_evaluated",
+                "generated_tokens_evaluated",
+                "sampled_tokens",
+                "injected_tokens",
+                "decode_calls",
+                "multi_seq_decode_calls",
+                "max_batch_seqs",
+                "max_batch_tokens",
+            ),
+            0,
+        )
+
+    # -- event loop side ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self.load_error is not None:
+            self._thread.join()
+            raise EngineFailure(self.load_error)
+
+    def enqueue(self, channel: Channel, max_queue: int) -> None:
+        with self._lock:
+            if not self._accepting:
+                raise EngineFailure("The inference engine is not running.")
+            if self._waiting_count >= max_queue:
+                raise Overloaded("Too many requests are waiting for the model; please retry later.")
+            self._waiting_count += 1
+            # Inside the lock so that shutdown, which stops accepting under it, sees every submit.
+            self._commands.put(Submit(channel))
+
+    def resume(self, channel: Channel, tokens: Seq[int]) -> None:
+        tokenizer = self.tokenizer
+        assert tokenizer is not None
+        if any(t < 0 or t >= tokenizer.n_vocab for t in tokens):
+            raise InvalidParameter("Token id out of range.")
+        self._commands.put(ResumeCmd(channel, tuple(tokens)))
+
+    def cancel(self, channel: Channel) -> None:
+        self._commands.put(Cancel(channel))
+
+    def stop(self) -> None:
+        """Ask the worker to fail what is pending, free llama.cpp and exit; wait for it."""
+        if self._thread.is_alive():
+            self._commands.put(Stop())
+            self._thread.join()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- worker thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:
+            log.exception("loading %s failed", self.config.model_path)
+            self.load_error = str(exc) if isinstance(exc, EngineFailure) else "Loading the model failed."
+            self._free_native()
+            self._ready.set()
+            return
+        with self._lock:
+            self._accepting = True
+        self._ready.set()
+        try:
+            self._serve()
+        except BaseException:
+            log.exception("the llama.cpp worker crashed; failing every pending sequence")
+        finally:
+            self._shutdown()
+
+    def _load(self) -> None:
+        cfg = self.config
+        native = self._native = Native.load(cfg)
+        self._ctx, self._batch = native.ctx, native.batch
+        self.kv_size = native.kv_size
+        self.context_length = native.context_length
+        pool = SlotPool(cfg.n_seq, native)
+        self._scheduler = Scheduler(
+            pool,
+            self,
+            kv_size=native.kv_size,
+            unified=native.unified,
+            n_batch=cfg.n_batch,
+            prefill_chunk=cfg.prefill_chunk,
+        )
+        self._cells = [0] * cfg.n_seq
+        self.tokenizer = LlamaCppTokenizer(native.model, native.vocab)
+        self._logits_row = ctypes.c_float * self.tokenizer.n_vocab
+        self._publish()
+        log.info(
+            "loaded %s: n_ctx=%d (per sequence %d, unified=%s), n_seq=%d, n_batch=%d, threads=%d",
+            cfg.model_path,
+            self.kv_size,
+            self.context_length,
+            native.unified,
+            cfg.n_seq,
+            cfg.n_batch,
+            cfg.n_threads,
+        )
+
+    def _serve(self) -> None:
+        sched = self._scheduler
+        assert sched is not None
+        while True:
+            idle = not (sched.runnable() or sched.admissible())
+            if not self._apply_commands(block=idle):
+                return
+            sched.admit()
+            if sched.runnable():
+                self._step()
+            if not sched.runnable():
+                # About to wait for commands: everything must be out (running sequences have
+                # their events sent by the next step, see _deliver_during_decode).
+                self._deliver()
+
+    def _deliver(self) -> None:
+        # Stats first: a consumer that has seen an event also sees the step that made it.
+        self._publish()
+        self._flush()
+
+    def _apply_commands(self, *, block: bool) -> bool:
+        """Apply queued commands (waiting for one when idle); False once told to stop."""
+        if not block and self._commands.empty():
+            return True  # the common case between two steps, without raising queue.Empty
+        try:
+            cmd = self._commands.get(block=block)
+        except queue.Empty:
+            return True
+        while True:
+            if isinstance(cmd, Stop):
+                return False
+            self._apply(cmd)
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return True
+
+    def _apply(self, cmd: Submit | ResumeCmd | Cancel) -> None:
+        sched = self._scheduler
+        assert sched is not None
+        if isinstance(cmd, Submit):
+            assert self.tokenizer is not None
+            sched.submit(cmd.channel, StreamDecoder(self.tokenizer))
+        elif isinstance(cmd, ResumeCmd):
+            found = sched.by_channel.get(cmd.channel)
+            if found is not None and found.checkpoint.paused:
+                self._resume(found, cmd.tokens)
+        else:
+            found = sched.by_channel.get(cmd.channel)
+            if found is not None:
+                sched.drop(found)
+
+    # -- SchedulerHooks -------------------------------------------------------------------------
+
+    def prepare(self, seq: SeqState) -> bool:
+        if seq.sampler is None and not seq.greedy:
+            assert self.tokenizer is not None
+            try:
+                seq.sampler = build_sampler(
+                    seq.request.sampling,
+                    seq.request.prompt,
+                    n_vocab=self.tokenizer.n_vocab,
+                    penalty_last_n=self.config.penalty_last_n,
+                )
+            except EngineFailure:
+                log.exception("cannot build the sampler of %s", seq.request.request_id)
+                self._emit(seq, EngineFailure(GENERIC_FAILURE))
+                return False
+        return True
+
+    def discard(self, seq: SeqState) -> None:
+        if seq.sampler is not None:
+            free_sampler(seq.sampler)
+            seq.sampler = None
+
+    def dequeued(self) -> None:
+        with self._lock:
+            self._waiting_count -= 1
+
+    # -- one step -------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        assert self._scheduler is not None
+        plan = self._scheduler.fit()
+        if not plan:
+            self._deliver()
+            return
+        batch = self._batch
+        outputs: list[tuple[SeqState, int]] = []
+        i = 0
+        for seq, n in plan:
+            assert seq.slot is not None
+            sid = seq.slot.seq_id
+            start = seq.n_kv
+            toks = seq.tokens
+            for pos in range(start, start + n):
+                batch.token[i] = toks[pos]
+                batch.pos[i] = pos
+                batch.seq_id[i][0] = sid
+                batch.logits[i] = 0
+                i += 1
+            if start + n == len(toks):
+                batch.logits[i - 1] = 1
+                outputs.append((seq, i - 1))
+        batch.n_tokens = i
+
+        # _deliver_during_decode: the previous step's events go out right before the decode
+        # rather than right after the sampling, so that the event loop handles them while
+        # llama_decode runs without the GIL, not while this thread waits for the next step.
+        self._deliver()
+        rc = int(llama_cpp.llama_decode(self._ctx, batch))
+        if rc != 0:
+            self._decode_failed(rc, plan)
+            return
+
+        c = self._counters
+        c["decode_calls"] += 1
+        if len(plan) > 1:
+            c["multi_seq_decode_calls"] += 1
+        c["max_batch_seqs"] = max(c["max_batch_seqs"], len(plan))
+        c["max_batch_tokens"] = max(c["max_batch_tokens"], i)
+        for seq, n in plan:
+            prompt_part = max(0, min(seq.n_kv + n, seq.prompt_len) - seq.n_kv)
+            c["prompt_tokens_evaluated"] += prompt_part
+            c["generated_tokens_evaluated"] += n - prompt_part
+            seq.n_kv += n
+        for seq, index in outputs:
+            self._sample(seq, index)
+
+    def _decode_failed(self, rc: int, plan: Plan) -> None:
+        assert self._scheduler is not None
+        if rc == 1:
+            # No room in the KV cache despite the accounting (fragmentation?): make some, retry.
+            log.warning("llama_decode found no KV slot for %d tokens; freeing cells", sum(n for _, n in plan))
+            if self._scheduler.make_room():
+                return
+        # -1 (invalid batch) or a fatal error: the batch's sequences cannot be trusted any more.
+        # Fatal errors may leave part of the batch in the cache, so their cells are freed whole.
+        log.error(
+            "llama_decode returned %d for a batch of %d sequences (%s)",
+            rc,
+            len(plan),
+            ", ".join(seq.request.request_id for seq, _ in plan),
+        )
+        for seq, _ in plan:
+            self._fail(seq)
+
+    def _sample(self, seq: SeqState, index: int) -> None:
+        request = seq.request
+        gate = seq.checkpoint
+        if gate.armed and seq.sampled >= gate.limit:
+            # A zero limit: pause before the first sample.
+            self._pause(seq)
+            return
+        assert self.tokenizer is not None
+        if seq.greedy:
+            # What the greedy sampler computes (the first maximum), without copying the whole
+            # vocabulary into a candidate array first: 15 us instead of 160 us for 152k logits.
+            token = int(self._logits(index).argmax())
+        else:
+            token = int(llama_cpp.llama_sampler_sample(seq.sampler, self._ctx, index))
+        if self.tokenizer.is_eog(token):
+            # Neither emitted nor counted (its text, <|im_end|>, is no part of the answer), and
+            # not kept: the sequence either ends or, with on_end, continues from the token before.
+            if gate.pauses_at_end():
+                self._pause(seq, at_end=True)
+            else:
+                self._finish(seq, "stop")
+            return
+        seq.sampled += 1
+        self._counters["sampled_tokens"] += 1
+        seq.tokens.append(token)
+        # The sampled token needs a cell of its own before anything can follow it.
+        final = seq.sampled >= request.max_tokens or len(seq.tokens) > self.context_length
+        text = seq.decoder.feed(token)
+        if final:
+            text += seq.decoder.flush()
+        self._emit(seq, TokenEvent(token, text))
+        if final:
+            self._finish(seq, "length")
+            return
+        if gate.armed and gate.after(token, text, seq.sampled):
+            self._pause(seq)
+
+    def _logits(self, index: int) -> npt.NDArray[np.float32]:
+        row = llama_cpp.llama_get_logits_ith(self._ctx, index)
+        if not row:
+            raise EngineFailure(f"llama.cpp has no logits for batch index {index}")
+        # A view, no copy; a prebuilt array type is 3x cheaper than np.ctypeslib.as_array.
+        view = memoryview(self._logits_row.from_address(ctypes.addressof(row.contents)))
+        return np.frombuffer(view, np.float32)
+
+    # -- sequence transitions -------------------------------------------------------------------
+
+    def _pause(self, seq: SeqState, *, at_end: bool = False) -> None:
+        seq.checkpoint.pause()
+        self._emit(seq, Paused(at_end=at_end))
+
+    def _resume(self, seq: SeqState, tokens: tuple[int, ...]) -> None:
+        assert self._scheduler is not None
+        seq.checkpoint.resume()
+        for token in tokens:
+            seq.tokens.append(token)
+            self._emit(seq, TokenEvent(token, seq.decoder.feed(token), injected=True))
+        self._counters["injected_tokens"] += len(tokens)
+        if len(seq.tokens) > self.context_length:
+            self._finish(seq, "length")
+            return
+        self._scheduler.resumed(seq)
+
+    def _finish(self, seq: SeqState, reason: str) -> None:
+        assert reason in ("stop", "length")
+        assert self._scheduler is not None
+        self._emit(
+            seq,
+            EngineFinished(
+                "stop" if reason == "stop" else "length",
+                prompt_tokens=seq.prompt_len,
+                cached_tokens=max(seq.cached_tokens, 0),
+                sampled_tokens=seq.sampled,
+            ),
+        )
+        self._scheduler.retire(seq, keep_cache=True)
+
+    def _fail(self, seq: SeqState) -> None:
+        assert self._scheduler is not None
+        self._emit(seq, EngineFailure(GENERIC_FAILURE))
+        self._scheduler.retire(seq, keep_cache=False)
+
+    # -- delivery, stats, shutdown --------------------------------------------------------------
+
+    def _emit(self, seq: SeqState, item: Outgoing) -> None:
+        self._outbox.append((seq.channel, item))
+
+    def _flush(self) -> None:
+        if not self._outbox:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Channel, Outgoing]]] = {}
+        for channel, item in self._outbox:
+            by_loop.setdefault(channel.loop, []).append((channel, item))
+        self._outbox = []
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_push_all, items)
+            except RuntimeError:
+                # The loop is closed: nobody is listening to these sequences any more.
+                log.debug("dropping %d events for a closed event loop", len(items))
+
+    def _publish(self) -> None:
+        sched, native = self._scheduler, self._native
+        assert sched is not None and native is not None
+        cells = self._cells
+        dirty = sched.pool.dirty
+        for slot in sched.pool.slots:
+            # Ask llama.cpp itself, but only about slots that can have changed since last time.
+            if slot.owner is not None or slot.seq_id in dirty:
+                cells[slot.seq_id] = native.cells(slot.seq_id)
+        dirty.clear()
+        with self._lock:
+            waiting = self._waiting_count
+        self.stats = LlamaCppStats(
+            **self._counters,
+            cached_prompt_tokens=sched.cached_prompt_tokens,
+            preemptions=sched.preemptions,
+            active_sequences=len(sched.active),
+            paused_sequences=sched.paused_count(),
+            waiting=waiting + len(sched.requeued),
+            slot_cells=tuple(cells),
+            kv_size=self.kv_size,
+        )
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            self._accepting = False
+        # Whatever is still queued or running gets an error instead of silence.
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(cmd, Submit):
+                self._outbox.append((cmd.channel, EngineFailure(GENERIC_FAILURE)))
+        if self._scheduler is not None:
+            for seq in self._scheduler.clear():
+                self._emit(seq, EngineFailure(GENERIC_FAILURE))
+                self.discard(seq)
+        with self._lock:
+            self._waiting_count = 0
+        try:
+            self._flush()
+        finally:
+            if self.tokenizer is not None:
+                self.tokenizer.close()
+            self._free_native()
+            self.stats = LlamaCppStats(kv_size=self.kv_size)
+
+    def _free_native(self) -> None:
+        self._ctx = self._batch = None
+        if self._native is not None:
+            self._native.free()
+            self._native = None
+
+
+def _push_all(items: list[tuple[Channel, Outgoing]]) -> None:
+    for channel, item in items:
+        channel.push(item)

@@ -2,7 +2,8 @@
 
 ``Native.load(config)`` returns the handles of one loaded model or raises ``EngineFailure``
 (having freed whatever it had made); ``free()`` releases them, once. Besides the handles it gives
-the KV-cache operations the slot pool needs (``remove``, ``cells``).
+what a decode step needs (``fill`` the batch from a plan, read ``logits``) and the KV-cache
+operations of the slot pool (``remove``, ``cells``).
 
 On CPU-only builds flash attention is off unless asked for: llama.cpp's "auto" would enable it,
 and its CPU kernel is several times slower for the 2-48-token batches that batched decoding and
@@ -11,12 +12,17 @@ resumes produce.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from typing import Any
 
 import llama_cpp
+import numpy as np
+import numpy.typing as npt
 
 from thinkserve.core.errors import EngineFailure
+from thinkserve.engine.llamacpp.scheduler import Plan
+from thinkserve.engine.llamacpp.sequence import SeqState
 from thinkserve.engine.llamacpp.settings import WorkerConfig
 
 _native_log = logging.getLogger("thinkserve.engine.llamacpp.native")
@@ -37,6 +43,7 @@ class Native:
         self.context_length = 0
         """Cells one sequence may use: all of them when unified, ``kv_size / n_seq`` otherwise."""
         self.unified = False
+        self._logits_row: type[ctypes.Array[ctypes.c_float]] = ctypes.c_float * 1
 
     @classmethod
     def load(cls, cfg: WorkerConfig) -> Native:
@@ -58,6 +65,7 @@ class Native:
             raise EngineFailure(f"Cannot load the model file {cfg.model_path}.")
         self.model = model
         self.vocab = llama_cpp.llama_model_get_vocab(model)
+        self._logits_row = ctypes.c_float * int(llama_cpp.llama_vocab_n_tokens(self.vocab))
 
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = cfg.n_ctx
@@ -92,6 +100,40 @@ class Native:
         self._batch_allocated = True
         for i in range(cfg.n_batch):
             self.batch.n_seq_id[i] = 1
+
+    # -- one step ---------------------------------------------------------------------------------
+
+    def fill(self, plan: Plan) -> tuple[int, list[tuple[SeqState, int]]]:
+        """Write ``plan`` into the batch; returns its token count and, for each sequence whose
+        pending tokens all go in, the batch index of its last token (the one with logits)."""
+        batch = self.batch
+        outputs: list[tuple[SeqState, int]] = []
+        i = 0
+        for seq, n in plan:
+            assert seq.slot is not None
+            sid = seq.slot.seq_id
+            start = seq.n_kv
+            toks = seq.tokens
+            for pos in range(start, start + n):
+                batch.token[i] = toks[pos]
+                batch.pos[i] = pos
+                batch.seq_id[i][0] = sid
+                batch.logits[i] = 0
+                i += 1
+            if start + n == len(toks):
+                batch.logits[i - 1] = 1
+                outputs.append((seq, i - 1))
+        batch.n_tokens = i
+        return i, outputs
+
+    def logits(self, index: int) -> npt.NDArray[np.float32]:
+        """The logits row of batch entry ``index`` after the last decode (a view: no copy)."""
+        row = llama_cpp.llama_get_logits_ith(self.ctx, index)
+        if not row:
+            raise EngineFailure(f"llama.cpp has no logits for batch index {index}")
+        # A prebuilt array type is 3x cheaper than np.ctypeslib.as_array.
+        view = memoryview(self._logits_row.from_address(ctypes.addressof(row.contents)))
+        return np.frombuffer(view, np.float32)
 
     # -- the KV cache ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ scheduler built on it is tested without a model file.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from thinkserve.core.errors import EngineFailure
@@ -15,6 +16,8 @@ from thinkserve.engine.protocol import EngineFinished, EngineRequest, Paused, To
 
 if TYPE_CHECKING:
     from thinkserve.engine.llamacpp.slots import Slot
+
+log = logging.getLogger("thinkserve.engine.llamacpp")
 
 #: What a sequence's event stream carries: an event, or the error that ends it.
 Outgoing = TokenEvent | Paused | EngineFinished | EngineFailure
@@ -98,3 +101,21 @@ class SeqState:
     @property
     def pending(self) -> int:
         return len(self.tokens) - self.n_kv
+
+
+def send(outbox: list[tuple[Channel, Outgoing]]) -> None:
+    """Deliver items to their channels: one ``call_soon_threadsafe`` per event loop, not per item."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Channel, Outgoing]]] = {}
+    for channel, item in outbox:
+        by_loop.setdefault(channel.loop, []).append((channel, item))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_push_all, items)
+        except RuntimeError:
+            # The loop is closed: nobody is listening to these sequences any more.
+            log.debug("dropping %d events for a closed event loop", len(items))
+
+
+def _push_all(items: list[tuple[Channel, Outgoing]]) -> None:
+    for channel, item in items:
+        channel.push(item)

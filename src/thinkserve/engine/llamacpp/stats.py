@@ -6,6 +6,18 @@ from dataclasses import dataclass
 
 from thinkserve.engine.protocol import EngineStats
 
+#: The counters the worker bumps in its decode step (a plain dict there: cheapest to update).
+STEP_COUNTERS = (
+    "prompt_tokens_evaluated",
+    "generated_tokens_evaluated",
+    "sampled_tokens",
+    "injected_tokens",
+    "decode_calls",
+    "multi_seq_decode_calls",
+    "max_batch_seqs",
+    "max_batch_tokens",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class LlamaCppStats:

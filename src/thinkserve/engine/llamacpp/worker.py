@@ -13,58 +13,29 @@ penalties, reads the argmax of its logits row instead: same token).
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
 import logging
-import queue
 import threading
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
 import numpy as np
 import numpy.typing as npt
 
-from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
+from thinkserve.core.errors import EngineFailure, InvalidParameter
+from thinkserve.engine.llamacpp.commands import Cancel, CommandQueue, ResumeCmd, Stop, Submit
 from thinkserve.engine.llamacpp.native import Native
 from thinkserve.engine.llamacpp.sampler import build_sampler, free_sampler
 from thinkserve.engine.llamacpp.scheduler import Plan, Scheduler
-from thinkserve.engine.llamacpp.sequence import GENERIC_FAILURE, Channel, Outgoing, SeqState
+from thinkserve.engine.llamacpp.sequence import GENERIC_FAILURE, Channel, Outgoing, SeqState, send
 from thinkserve.engine.llamacpp.settings import WorkerConfig
 from thinkserve.engine.llamacpp.slots import SlotPool
-from thinkserve.engine.llamacpp.stats import LlamaCppStats
+from thinkserve.engine.llamacpp.stats import STEP_COUNTERS, LlamaCppStats
 from thinkserve.engine.llamacpp.tokenizer import LlamaCppTokenizer, StreamDecoder
 from thinkserve.engine.protocol import EngineFinished, Paused, TokenEvent
 
 log = logging.getLogger("thinkserve.engine.llamacpp")
-
-
-# -- commands from the event loop ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Submit:
-    channel: Channel
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeCmd:
-    channel: Channel
-    tokens: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    channel: Channel
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    pass
-
-
-Command = Submit | ResumeCmd | Cancel | Stop
 
 
 class Worker:
@@ -72,10 +43,7 @@ class Worker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._waiting_count = 0
-        self._accepting = False
+        self._commands = CommandQueue()
         self._ready = threading.Event()
         self.load_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="llamacpp-worker", daemon=True)
@@ -88,24 +56,13 @@ class Worker:
         self._native: Native | None = None
         self._ctx: Any = None
         self._batch: Any = None
-        self._logits_row: type[ctypes.Array[ctypes.c_float]] = ctypes.c_float * 1
+        self._fill: Callable[[Plan], tuple[int, list[tuple[SeqState, int]]]] = _not_loaded
+        self._native_logits: Callable[[int], npt.NDArray[np.float32]] = _not_loaded
         self._scheduler: Scheduler | None = None
         self._cells: list[int] = []
         """KV cells per slot as llama.cpp last reported them."""
         self._outbox: list[tuple[Channel, Outgoing]] = []
-        self._counters: dict[str, int] = dict.fromkeys(
-            (
-                "prompt_tokens_evaluated",
-                "generated_tokens_evaluated",
-                "sampled_tokens",
-                "injected_tokens",
-                "decode_calls",
-                "multi_seq_decode_calls",
-                "max_batch_seqs",
-                "max_batch_tokens",
-            ),
-            0,
-        )
+        self._counters = dict.fromkeys(STEP_COUNTERS, 0)
 
     # -- event loop side ------------------------------------------------------------------------
 
@@ -117,14 +74,7 @@ class Worker:
             raise EngineFailure(self.load_error)
 
     def enqueue(self, channel: Channel, max_queue: int) -> None:
-        with self._lock:
-            if not self._accepting:
-                raise EngineFailure("The inference engine is not running.")
-            if self._waiting_count >= max_queue:
-                raise Overloaded("Too many requests are waiting for the model; please retry later.")
-            self._waiting_count += 1
-            # Inside the lock so that shutdown, which stops accepting under it, sees every submit.
-            self._commands.put(Submit(channel))
+        self._commands.submit(channel, max_queue)
 
     def resume(self, channel: Channel, tokens: Seq[int]) -> None:
         tokenizer = self.tokenizer
@@ -157,8 +107,7 @@ class Worker:
             self._free_native()
             self._ready.set()
             return
-        with self._lock:
-            self._accepting = True
+        self._commands.open()
         self._ready.set()
         try:
             self._serve()
@@ -171,6 +120,7 @@ class Worker:
         cfg = self.config
         native = self._native = Native.load(cfg)
         self._ctx, self._batch = native.ctx, native.batch
+        self._fill, self._native_logits = native.fill, native.logits
         self.kv_size = native.kv_size
         self.context_length = native.context_length
         pool = SlotPool(cfg.n_seq, native)
@@ -184,7 +134,6 @@ class Worker:
         )
         self._cells = [0] * cfg.n_seq
         self.tokenizer = LlamaCppTokenizer(native.model, native.vocab)
-        self._logits_row = ctypes.c_float * self.tokenizer.n_vocab
         self._publish()
         log.info(
             "loaded %s: n_ctx=%d (per sequence %d, unified=%s), n_seq=%d, n_batch=%d, threads=%d",
@@ -219,20 +168,13 @@ class Worker:
 
     def _apply_commands(self, *, block: bool) -> bool:
         """Apply queued commands (waiting for one when idle); False once told to stop."""
-        if not block and self._commands.empty():
-            return True  # the common case between two steps, without raising queue.Empty
-        try:
-            cmd = self._commands.get(block=block)
-        except queue.Empty:
-            return True
-        while True:
+        cmd = self._commands.get(block=block)
+        while cmd is not None:
             if isinstance(cmd, Stop):
                 return False
             self._apply(cmd)
-            try:
-                cmd = self._commands.get_nowait()
-            except queue.Empty:
-                return True
+            cmd = self._commands.get(block=False)
+        return True
 
     def _apply(self, cmd: Submit | ResumeCmd | Cancel) -> None:
         sched = self._scheduler
@@ -273,8 +215,7 @@ class Worker:
             seq.sampler = None
 
     def dequeued(self) -> None:
-        with self._lock:
-            self._waiting_count -= 1
+        self._commands.dequeued()
 
     # -- one step -------------------------------------------------------------------------------
 
@@ -284,30 +225,12 @@ class Worker:
         if not plan:
             self._deliver()
             return
-        batch = self._batch
-        outputs: list[tuple[SeqState, int]] = []
-        i = 0
-        for seq, n in plan:
-            assert seq.slot is not None
-            sid = seq.slot.seq_id
-            start = seq.n_kv
-            toks = seq.tokens
-            for pos in range(start, start + n):
-                batch.token[i] = toks[pos]
-                batch.pos[i] = pos
-                batch.seq_id[i][0] = sid
-                batch.logits[i] = 0
-                i += 1
-            if start + n == len(toks):
-                batch.logits[i - 1] = 1
-                outputs.append((seq, i - 1))
-        batch.n_tokens = i
-
+        i, outputs = self._fill(plan)
         # _deliver_during_decode: the previous step's events go out right before the decode
         # rather than right after the sampling, so that the event loop handles them while
         # llama_decode runs without the GIL, not while this thread waits for the next step.
         self._deliver()
-        rc = int(llama_cpp.llama_decode(self._ctx, batch))
+        rc = int(llama_cpp.llama_decode(self._ctx, self._batch))
         if rc != 0:
             self._decode_failed(rc, plan)
             return
@@ -355,7 +278,7 @@ class Worker:
         if seq.greedy:
             # What the greedy sampler computes (the first maximum), without copying the whole
             # vocabulary into a candidate array first: 15 us instead of 160 us for 152k logits.
-            token = int(self._logits(index).argmax())
+            token = int(self._native_logits(index).argmax())
         else:
             token = int(llama_cpp.llama_sampler_sample(seq.sampler, self._ctx, index))
         if self.tokenizer.is_eog(token):
@@ -380,14 +303,6 @@ class Worker:
             return
         if gate.armed and gate.after(token, text, seq.sampled):
             self._pause(seq)
-
-    def _logits(self, index: int) -> npt.NDArray[np.float32]:
-        row = llama_cpp.llama_get_logits_ith(self._ctx, index)
-        if not row:
-            raise EngineFailure(f"llama.cpp has no logits for batch index {index}")
-        # A view, no copy; a prebuilt array type is 3x cheaper than np.ctypeslib.as_array.
-        view = memoryview(self._logits_row.from_address(ctypes.addressof(row.contents)))
-        return np.frombuffer(view, np.float32)
 
     # -- sequence transitions -------------------------------------------------------------------
 
@@ -432,18 +347,9 @@ class Worker:
         self._outbox.append((seq.channel, item))
 
     def _flush(self) -> None:
-        if not self._outbox:
-            return
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Channel, Outgoing]]] = {}
-        for channel, item in self._outbox:
-            by_loop.setdefault(channel.loop, []).append((channel, item))
-        self._outbox = []
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_push_all, items)
-            except RuntimeError:
-                # The loop is closed: nobody is listening to these sequences any more.
-                log.debug("dropping %d events for a closed event loop", len(items))
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            send(outbox)
 
     def _publish(self) -> None:
         sched, native = self._scheduler, self._native
@@ -455,8 +361,7 @@ class Worker:
             if slot.owner is not None or slot.seq_id in dirty:
                 cells[slot.seq_id] = native.cells(slot.seq_id)
         dirty.clear()
-        with self._lock:
-            waiting = self._waiting_count
+        waiting = self._commands.waiting
         self.stats = LlamaCppStats(
             **self._counters,
             cached_prompt_tokens=sched.cached_prompt_tokens,
@@ -469,22 +374,13 @@ class Worker:
         )
 
     def _shutdown(self) -> None:
-        with self._lock:
-            self._accepting = False
         # Whatever is still queued or running gets an error instead of silence.
-        while True:
-            try:
-                cmd = self._commands.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(cmd, Submit):
-                self._outbox.append((cmd.channel, EngineFailure(GENERIC_FAILURE)))
+        for channel in self._commands.close():
+            self._outbox.append((channel, EngineFailure(GENERIC_FAILURE)))
         if self._scheduler is not None:
             for seq in self._scheduler.clear():
                 self._emit(seq, EngineFailure(GENERIC_FAILURE))
                 self.discard(seq)
-        with self._lock:
-            self._waiting_count = 0
         try:
             self._flush()
         finally:
@@ -500,6 +396,5 @@ class Worker:
             self._native = None
 
 
-def _push_all(items: list[tuple[Channel, Outgoing]]) -> None:
-    for channel, item in items:
-        channel.push(item)
+def _not_loaded(*args: Any) -> Any:
+    raise EngineFailure("The inference engine is not started.")

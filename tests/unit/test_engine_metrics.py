@@ -1,0 +1,32 @@
+"""Engine gauges come from each engine's typed ``snapshot()``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from thinkserve.engine.fake.engine import FakeEngine
+from thinkserve.engine.protocol import EngineStats, Health
+from thinkserve.monitor.metrics import Metrics
+
+
+class _Loaded(FakeEngine):
+    def snapshot(self) -> EngineStats:
+        return EngineStats(active_sequences=3, waiting=2, sampled_tokens=40, kv_cells_used=256, kv_size=1024)
+
+
+def test_gauges_follow_the_typed_stats() -> None:
+    metrics = Metrics()
+    metrics.watch_engines(lambda: {"fake": FakeEngine(), "busy": _Loaded()})
+    text = metrics.render().decode()
+    assert 'thinkserve_engine_active_sequences{engine="busy"} 3.0' in text
+    assert 'thinkserve_engine_queue_depth{engine="busy"} 2.0' in text
+    assert 'thinkserve_engine_sampled_tokens_total{engine="busy"} 40.0' in text
+    assert 'thinkserve_engine_kv_cells_used{engine="busy"} 256.0' in text
+    assert 'thinkserve_engine_kv_cache_usage_ratio{engine="busy"} 0.25' in text
+    assert 'thinkserve_engine_active_sequences{engine="fake"} 0.0' in text
+    # An engine without a KV cache reports no KV gauges.
+    assert 'kv_cells_used{engine="fake"}' not in text
+
+
+def test_the_fake_engine_is_always_up() -> None:
+    assert asyncio.run(FakeEngine().health()) == Health("up")

@@ -1,0 +1,9 @@
+"""Engines: token ids in, token events out (imports core only, and models for default files).
+
+- ``protocol``: the contract every engine meets (``Engine``, ``Sequence``, events, health, stats);
+- ``checkpoint``: the pause-at-N-tokens-unless-a-marker mechanism every engine reuses;
+- ``registry``: the table of kinds (``[engines.NAME] kind = ...``), each with its settings type;
+- one package per engine: ``llamacpp/`` (embedded llama.cpp), ``fake/`` (scripted, for tests).
+
+A new engine is a new package here plus one entry in ``registry.KINDS``.
+"""

@@ -55,7 +55,11 @@ class CheckpointState:
 
     def after(self, token: int, text: str, sampled: int) -> bool:
         """After a sampled token (call while armed): True when the sequence must pause now."""
-        return not self.saw_marker(token, text) and sampled >= self.limit
+        # saw_marker inlined: this runs once per token of every armed sequence.
+        if token == self.until_token or marker_seen(self, self.until_text, text):
+            self.armed = False
+            return False
+        return sampled >= self.limit
 
     def pause(self) -> None:
         # A checkpoint fires once: after the resume the sequence runs on to max_tokens.

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from thinkserve.core.paths import default_data_dir
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.registry import EngineSettings, default_engine, settings_from_table
 from thinkserve.models.catalogue import ConfigError, ModelSpec, load_catalogue, spec_from_table
@@ -57,14 +58,6 @@ class Settings:
     """``[limits."MODEL"]``: per key and model; ``"*"`` for the rest (see platform.limits)."""
     prices: dict[str, Price] = field(default_factory=dict)
     """``[prices."MODEL"]``, per million tokens (see platform.billing)."""
-
-
-def default_data_dir() -> Path:
-    """``$THINKSERVE_HOME``, else ``$XDG_CACHE_HOME/thinkserve``, else ``~/.cache/thinkserve``."""
-    if home := os.environ.get("THINKSERVE_HOME"):
-        return Path(home)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "thinkserve"
 
 
 def load_settings(

@@ -1,8 +1,7 @@
-"""LlamaCppEngine.health(): starting, up while the worker lives, down with a reason."""
+"""LlamaCppEngine.health(): starting, up while the worker lives, down with a reason, stopped."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,22 +13,23 @@ from thinkserve.engine.protocol import Health
 
 def test_a_model_that_cannot_load_is_down_with_the_reason(tmp_path: Path) -> None:
     missing = tmp_path / "missing.gguf"
-    engine = LlamaCppEngine(str(missing), n_ctx=256, n_seq=1, n_batch=64)
-    assert asyncio.run(engine.health()) == Health("starting", "Not started.")
+    engine = LlamaCppEngine(str(missing), n_ctx=256, n_seq=1, n_batch=64, proof_dir=tmp_path)
+    assert engine.health() == Health("starting", "Not started.")
     with pytest.raises(EngineFailure):
         engine.start()
-    health = asyncio.run(engine.health())
-    assert health.state == "down" and str(missing) in health.reason
+    health = engine.health()
+    assert health.state == "down" and health.reason
 
 
 @pytest.mark.slow
-def test_up_while_running_down_once_closed(model_path: Path) -> None:
-    engine = LlamaCppEngine(str(model_path), n_ctx=256, n_seq=1, n_batch=64)
+def test_up_while_running_stopped_once_closed(model_path: Path, tmp_path: Path) -> None:
+    engine = LlamaCppEngine(str(model_path), n_ctx=256, n_seq=1, n_batch=64, proof_dir=tmp_path)
     engine.start()
     try:
-        assert asyncio.run(engine.health()) == Health("up")
+        health = engine.health()
+        assert health.state == "up" and health.reason.startswith("llama.cpp")
         stats = engine.snapshot()
         assert stats.kv_size == engine.stats.kv_size > 0 and stats.active_sequences == 0
     finally:
         engine.close()
-    assert asyncio.run(engine.health()) == Health("down", "The inference engine is closed.")
+    assert engine.health() == Health("stopped")

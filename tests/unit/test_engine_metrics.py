@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.engine.protocol import EngineStats, Health
 from thinkserve.monitor.metrics import Metrics
@@ -29,4 +27,4 @@ def test_gauges_follow_the_typed_stats() -> None:
 
 
 def test_the_fake_engine_is_always_up() -> None:
-    assert asyncio.run(FakeEngine().health()) == Health("up")
+    assert FakeEngine().health() == Health("up", "scripted")

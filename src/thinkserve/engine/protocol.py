@@ -93,16 +93,26 @@ class EngineFinished:
 EngineEvent = TokenEvent | Paused | EngineFinished
 
 
-HealthState = Literal["up", "starting", "down"]
+HealthState = Literal["starting", "up", "down", "stopped"]
 
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """Whether an engine can take work: ``Health("up")``, ``Health("down", "the worker stopped")``."""
+    """Whether an engine can take work::
+
+        Health("up", "llama.cpp, CPU backend zen4")
+        Health("down", "the engine process was killed by SIGILL; restarting in 2 s", restarts=1)
+
+    ``stopped``: closed on purpose.
+    """
 
     state: HealthState
     reason: str = ""
-    """Why it is not up ("" when it is)."""
+    """Why it is not up, or what it runs on when it is."""
+    restarts: int = 0
+    """Times it was started again after a crash (an engine in a process of its own)."""
+    pid: int | None = None
+    """The engine's own process, if it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +182,9 @@ class Engine(Protocol):
         """Queue a sequence; raises ``core.errors.Overloaded`` when the queue is full."""
         ...
 
-    async def health(self) -> Health: ...
+    def health(self) -> Health:
+        """Cheap and non-blocking: the state as last observed."""
+        ...
 
     def snapshot(self) -> EngineStats:
         """The engine's load now (cheap: called at every metrics scrape)."""

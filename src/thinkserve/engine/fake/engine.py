@@ -150,8 +150,8 @@ class FakeEngine:
             reply = f"<think>\n{self.reasoning}\n</think>\n\n{self.answer}<|im_end|>"
         return FakeSequence(self, request, self._tok.encode(reply), cached)
 
-    async def health(self) -> Health:
-        return Health("up")
+    def health(self) -> Health:
+        return Health("up", "scripted")
 
     def snapshot(self) -> EngineStats:
         return EngineStats(active_sequences=self.stats.active, sampled_tokens=self.stats.sampled_tokens)

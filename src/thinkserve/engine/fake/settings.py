@@ -6,6 +6,7 @@ An ``[engines.NAME]`` table of this kind reads::
     kind = "fake"
     n_ctx = 8192                 # the context length it reports (default 8192)
     max_queue = 100000           # sequences at once before Overloaded (default 64)
+    own_process = false          # default false; true runs it like llama.cpp, supervised
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ from typing import ClassVar
 class FakeSettings:
     """The scripted engine's knobs."""
 
-    TOML_KEYS: ClassVar[Mapping[str, type]] = {"n_ctx": int, "max_queue": int}
+    TOML_KEYS: ClassVar[Mapping[str, type | tuple[str, ...]]] = {
+        "n_ctx": int,
+        "max_queue": int,
+        "own_process": bool,
+    }
 
     name: str
     kind: str = field(default="fake", init=False)
     n_ctx: int = 8192
     max_queue: int = 64
+    own_process: bool = False

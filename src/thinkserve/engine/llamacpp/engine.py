@@ -11,7 +11,8 @@ Behaviour worth knowing:
   ready, raising ``EngineFailure`` if it cannot. ``await aclose()`` (or ``close()``) stops the
   worker; sequences still running then end with ``EngineFailure``.
 - ``health()`` is "starting" until ``start()`` returns, then "up" while the worker thread lives,
-  and "down" (with the reason) once it is gone: closed, failed to load, or crashed.
+  "down" (with the reason) when the model failed to load or the worker crashed, and "stopped"
+  once closed.
 - A finished sequence leaves its KV cells in its slot; a later prompt that shares a prefix with
   them reuses them (``EngineFinished.cached_tokens``). Cancelled sequences free their cells.
 - End-of-generation tokens end a sequence with ``"stop"`` (or pause it, with
@@ -28,10 +29,12 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from collections.abc import Sequence as Seq
+from pathlib import Path
 from types import TracebackType
 from typing import Final
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter
+from thinkserve.engine.llamacpp.cpu import AmxPolicy, CpuBackend
 from thinkserve.engine.llamacpp.sequence import Outgoing
 from thinkserve.engine.llamacpp.settings import WorkerConfig
 from thinkserve.engine.llamacpp.stats import LlamaCppStats
@@ -169,6 +172,8 @@ class LlamaCppEngine:
         n_gpu_layers: int = 0,
         flash_attn: bool | None = None,
         penalty_last_n: int = 64,
+        amx: AmxPolicy = "auto",
+        proof_dir: Path | None = None,
     ) -> None:
         if n_seq < 1 or n_ctx < 1 or n_batch < n_seq or max_queue < 0 or prefill_chunk < 1:
             raise ValueError("need n_seq, n_ctx, prefill_chunk >= 1, n_batch >= n_seq and max_queue >= 0")
@@ -184,6 +189,8 @@ class LlamaCppEngine:
             n_gpu_layers=n_gpu_layers,
             flash_attn=flash_attn,
             penalty_last_n=penalty_last_n,
+            amx=amx,
+            proof_dir=proof_dir,
         )
         self._max_queue = max_queue
         self._worker = Worker(self._config)
@@ -254,13 +261,13 @@ class LlamaCppEngine:
 
     # -- observability ---------------------------------------------------------------------------
 
-    async def health(self) -> Health:
+    def health(self) -> Health:
         if self._started and not self._closed and self._worker.alive:
-            return Health("up")
+            return Health("up", self.describe())
         if self._worker.load_error is not None:
             return Health("down", self._worker.load_error)
         if self._closed:
-            return Health("down", "The inference engine is closed.")
+            return Health("stopped")
         if not self._started:
             return Health("starting", "The model is loading." if self._worker.alive else "Not started.")
         return Health("down", "The inference engine's worker thread stopped.")
@@ -277,6 +284,16 @@ class LlamaCppEngine:
         """KV cells held by ``slot`` as of the last step."""
         cells = self._worker.stats.slot_cells
         return cells[slot] if 0 <= slot < len(cells) else 0
+
+    @property
+    def backend(self) -> CpuBackend | None:
+        """The CPU backend llama.cpp runs on (None before ``start``)."""
+        return self._worker.backend
+
+    def describe(self) -> str:
+        """What the engine runs on, in words (for /health and the startup log)."""
+        backend = self._worker.backend
+        return f"llama.cpp, {backend.reason}" if backend is not None else "llama.cpp"
 
     @property
     def n_seq(self) -> int:

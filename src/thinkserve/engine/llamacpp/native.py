@@ -1,5 +1,8 @@
 """Loading and freeing llama.cpp's model, context and batch (worker thread only).
 
+Loading first picks the CPU backend (``probe.choose_backend``: the best variant for this CPU, AMX
+kernels only where proven), then loads the model and creates the context.
+
 ``Native.load(config)`` returns the handles of one loaded model or raises ``EngineFailure``
 (having freed whatever it had made); ``free()`` releases them, once. Besides the handles it gives
 what a decode step needs (``fill`` the batch from a plan, read ``logits``) and the KV-cache
@@ -21,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from thinkserve.core.errors import EngineFailure
+from thinkserve.engine.llamacpp.cpu import CpuBackend
+from thinkserve.engine.llamacpp.probe import choose_backend
 from thinkserve.engine.llamacpp.scheduler import Plan
 from thinkserve.engine.llamacpp.sequence import SeqState
 from thinkserve.engine.llamacpp.settings import WorkerConfig
@@ -43,6 +48,8 @@ class Native:
         self.context_length = 0
         """Cells one sequence may use: all of them when unified, ``kv_size / n_seq`` otherwise."""
         self.unified = False
+        self.backend: CpuBackend | None = None
+        """The CPU backend llama.cpp runs on (see ``cpu`` and ``probe``)."""
         self._logits_row: type[ctypes.Array[ctypes.c_float]] = ctypes.c_float * 1
 
     @classmethod
@@ -57,9 +64,11 @@ class Native:
 
     def _load(self, cfg: WorkerConfig) -> None:
         install_native_logging()
+        backend = self.backend = choose_backend(cfg.model_path, cfg.amx, cfg.proof_dir)
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = cfg.n_gpu_layers
+        mparams.use_extra_bufts = backend.extra_bufts
         model = llama_cpp.llama_model_load_from_file(cfg.model_path.encode("utf-8"), mparams)
         if not model:
             raise EngineFailure(f"Cannot load the model file {cfg.model_path}.")

@@ -7,18 +7,17 @@ worker reads the argmax of the logits instead (``SeqState.greedy``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence as Seq
 from typing import Any
 
 import llama_cpp
 
 from thinkserve.core.errors import EngineFailure
-from thinkserve.core.types import SamplingParams
+from thinkserve.engine.protocol import EngineRequest
 
 
-def build_sampler(sp: SamplingParams, prompt: Seq[int], *, n_vocab: int, penalty_last_n: int) -> Any:
-    """A new sampler chain (free it with ``free_sampler``); raises ``EngineFailure``."""
-    last_n = penalty_last_n
+def build_sampler(request: EngineRequest, n_vocab: int, penalty_last_n: int) -> Any:
+    """A new sampler chain for ``request`` (free it with ``free_sampler``); raises ``EngineFailure``."""
+    sp, prompt, last_n = request.sampling, request.prompt, penalty_last_n
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     if not chain:
         raise EngineFailure("Cannot create a sampler.")

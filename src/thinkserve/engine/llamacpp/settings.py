@@ -9,25 +9,32 @@ An ``[engines.NAME]`` table of this kind (the default kind) reads::
     n_seq = 8
     n_threads = 8                # omitted: every CPU
     max_queue = 64
+    own_process = true           # a supervised process of its own (engine.supervised)
+    amx = "auto"                 # AMX kernels only where a probe proved them; "on", "off"
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
+
+from thinkserve.engine.llamacpp.cpu import AmxPolicy
 
 
 @dataclass(frozen=True, slots=True)
 class LlamaCppSettings:
     """One GGUF file and how to run it."""
 
-    TOML_KEYS: ClassVar[Mapping[str, type]] = {
+    TOML_KEYS: ClassVar[Mapping[str, type | tuple[str, ...]]] = {
         "model": str,
         "n_ctx": int,
         "n_seq": int,
         "n_threads": int,
         "max_queue": int,
+        "own_process": bool,
+        "amx": ("auto", "on", "off"),
     }
 
     name: str
@@ -38,6 +45,11 @@ class LlamaCppSettings:
     n_seq: int = 8
     n_threads: int | None = None
     max_queue: int = 64
+    own_process: bool = True
+    """Run the engine in a supervised process of its own, where a native crash cannot take the
+    gateway down."""
+    amx: AmxPolicy = "auto"
+    """llama.cpp's AMX kernels: ``auto`` (only where a probe proved them), ``on`` or ``off``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +66,6 @@ class WorkerConfig:
     n_gpu_layers: int
     flash_attn: bool | None
     penalty_last_n: int
+    amx: AmxPolicy = "auto"
+    proof_dir: Path | None = None
+    """Where the AMX probe keeps its verdicts (None: the default data directory)."""

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter
 from thinkserve.engine.llamacpp.commands import Cancel, CommandQueue, ResumeCmd, Stop, Submit
+from thinkserve.engine.llamacpp.cpu import CpuBackend
 from thinkserve.engine.llamacpp.native import Native
 from thinkserve.engine.llamacpp.sampler import build_sampler, free_sampler
 from thinkserve.engine.llamacpp.scheduler import Plan, Scheduler
@@ -52,6 +53,7 @@ class Worker:
         self.tokenizer: LlamaCppTokenizer | None = None
         self.context_length = 0
         self.kv_size = 0
+        self.backend: CpuBackend | None = None
         # Native handles and scheduler state: worker thread only.
         self._native: Native | None = None
         self._ctx: Any = None
@@ -119,6 +121,7 @@ class Worker:
     def _load(self) -> None:
         cfg = self.config
         native = self._native = Native.load(cfg)
+        self.backend = native.backend
         self._ctx, self._batch = native.ctx, native.batch
         self._fill, self._native_logits = native.fill, native.logits
         self.kv_size = native.kv_size
@@ -136,7 +139,7 @@ class Worker:
         self.tokenizer = LlamaCppTokenizer(native.model, native.vocab)
         self._publish()
         log.info(
-            "loaded %s: n_ctx=%d (per sequence %d, unified=%s), n_seq=%d, n_batch=%d, threads=%d",
+            "loaded %s: n_ctx=%d (per sequence %d, unified=%s), n_seq=%d, n_batch=%d, threads=%d; %s",
             cfg.model_path,
             self.kv_size,
             self.context_length,
@@ -144,6 +147,7 @@ class Worker:
             cfg.n_seq,
             cfg.n_batch,
             cfg.n_threads,
+            native.backend.reason if native.backend is not None else "built-in backend",
         )
 
     def _serve(self) -> None:
@@ -197,12 +201,7 @@ class Worker:
         if seq.sampler is None and not seq.greedy:
             assert self.tokenizer is not None
             try:
-                seq.sampler = build_sampler(
-                    seq.request.sampling,
-                    seq.request.prompt,
-                    n_vocab=self.tokenizer.n_vocab,
-                    penalty_last_n=self.config.penalty_last_n,
-                )
+                seq.sampler = build_sampler(seq.request, self.tokenizer.n_vocab, self.config.penalty_last_n)
             except EngineFailure:
                 log.exception("cannot build the sampler of %s", seq.request.request_id)
                 self._emit(seq, EngineFailure(GENERIC_FAILURE))

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from thinkserve.models.catalogue import ConfigError, ModelSpec, load_catalogue, spec_from_table
+from thinkserve.catalogue.spec import ModelSpec, load_catalogue, spec_from_table
+from thinkserve.core.errors import ConfigError
 from thinkserve.platform.billing import Price, PriceError, parse_prices
 from thinkserve.platform.limits import Limits, LimitsError, parse_limits
 

@@ -122,8 +122,7 @@ class GenerationService:
             async for event in sequence:
                 if isinstance(event, TokenEvent):
                     events = pipeline.feed(event)
-                    if not event.injected:
-                        plan.progress.usage = pipeline.usage()
+                    plan.progress.usage = pipeline.usage_so_far
                     for out in events:
                         yield out
                     if pipeline.ended is not None:

@@ -37,10 +37,8 @@ class TokenStage(Protocol):
 class TextStage(Protocol):
     """A later stage: segments to segments."""
 
-    @property
-    def ended(self) -> FinishReason | None:
-        """Set once this stage ended the generation; nothing more is emitted after that."""
-        ...
+    ended: FinishReason | None
+    """Set once this stage ended the generation; nothing more is emitted after that."""
 
     def feed(self, segments: list[Segment]) -> list[Segment]:
         """Rewrite ``segments``; may hold text back until it can tell what it is."""
@@ -56,12 +54,12 @@ class StopStage:
 
     def __init__(self, stops: Sequence[str]) -> None:
         self._matcher = StopMatcher(stops)
-
-    @property
-    def ended(self) -> FinishReason | None:
-        return "stop" if self._matcher.hit else None
+        self._active = any(stops)
+        self.ended: FinishReason | None = None
 
     def feed(self, segments: list[Segment]) -> list[Segment]:
+        if not self._active:
+            return segments
         out: list[Segment] = []
         for segment in segments:
             if segment.channel == "reasoning":
@@ -71,6 +69,7 @@ class StopStage:
             if text:
                 out.append(Segment("answer", text))
             if hit:
+                self.ended = "stop"
                 break
         return out
 
@@ -88,18 +87,14 @@ class DecodePipeline:
         self._splitter = splitter
         self._stages = tuple(stages)
         self._prompt_tokens = prompt_tokens
+        # Think-tag token ids: sampled (counted as completion), but not reasoning.
         self._tags = tags
-        """Think-tag token ids: sampled, but not reasoning."""
         self._sampled = 0
         self._reasoning = 0
-
-    @property
-    def ended(self) -> FinishReason | None:
+        self.ended: FinishReason | None = None
         """The reason of the stage that ended the generation, if one did."""
-        for stage in self._stages:
-            if stage.ended is not None:
-                return stage.ended
-        return None
+        self.usage_so_far = Usage()
+        """Updated on every sampled token, whether or not it yields an event."""
 
     def usage(self, cached: int = 0) -> Usage:
         return Usage(self._prompt_tokens, cached, self._sampled, self._reasoning)
@@ -113,10 +108,15 @@ class DecodePipeline:
         self._sampled += 1
         if self._splitter.in_reasoning and event.token not in self._tags:
             self._reasoning += 1
+        self.usage_so_far = usage = self.usage()
         segments = self._splitter.feed(event.token, event.text)
+        if not segments:
+            return []
         for stage in self._stages:
             segments = stage.feed(segments)
-        return _events(segments, self.usage())
+            if stage.ended is not None and self.ended is None:
+                self.ended = stage.ended
+        return _events(segments, usage)
 
     def finish(self, cached: int) -> list[Event]:
         """What the stages still hold, once the engine is done."""
@@ -131,7 +131,8 @@ class DecodePipeline:
 
 
 def _events(segments: list[Segment], usage: Usage) -> list[Event]:
-    return [
-        ReasoningDelta(s.text, usage) if s.channel == "reasoning" else AnswerDelta(s.text, usage)
-        for s in segments
-    ]
+    # A loop, not a comprehension: this runs once per token and 3.11 gives comprehensions a frame.
+    out: list[Event] = []
+    for s in segments:
+        out.append(ReasoningDelta(s.text, usage) if s.channel == "reasoning" else AnswerDelta(s.text, usage))
+    return out

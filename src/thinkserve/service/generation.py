@@ -108,13 +108,7 @@ class GenerationService:
 
     async def stream(self, plan: Plan) -> AsyncIterator[Event]:
         """Decode ``plan``; always ends with exactly one ``Finished`` unless the engine fails."""
-        chat = plan.runtime.chat
-        pipeline = DecodePipeline(
-            chat.splitter(plan.prompt),
-            [StopStage(plan.request.stop)],
-            prompt_tokens=len(plan.prompt.tokens),
-            tags=frozenset(t for t in (chat.start_id, chat.end_id) if t is not None),
-        )
+        pipeline = _pipeline(plan)
         sequence = plan.runtime.engine.submit(plan.engine_request)
         reason: FinishReason | None = None
         cached = 0
@@ -138,3 +132,14 @@ class GenerationService:
             yield Finished(reason or "stop", pipeline.usage(cached), plan.thinking)
         finally:
             sequence.cancel()
+
+
+def _pipeline(plan: Plan) -> DecodePipeline:
+    """The stages a plan decodes through: think splitter, then stop strings."""
+    chat = plan.runtime.chat
+    return DecodePipeline(
+        chat.splitter(plan.prompt),
+        [StopStage(plan.request.stop)],
+        prompt_tokens=len(plan.prompt.tokens),
+        tags=frozenset(t for t in (chat.start_id, chat.end_id) if t is not None),
+    )

@@ -4,8 +4,8 @@ core, engine, thinking).
 The first stage turns tokens into text segments (the think splitter); each later stage rewrites
 the segments and may end the generation early with a finish reason::
 
-    TokenEvent(151668, "</think>") -> splitter -> [Segment("answer", "Hello ST")]
-                                   -> stops    -> [Segment("answer", "Hello ")]  (holds "ST")
+    TokenEvent(9707, "Hello ST") -> splitter -> [Segment("answer", "Hello ST")]
+                                 -> stops    -> [Segment("answer", "Hello ")]  (holds "ST" of "STOP")
 
 A tool-call detector is one more ``TextStage`` (ending with ``tool_calls``). The pipeline also
 counts the tokens it is fed, so every event carries the usage so far.

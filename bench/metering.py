@@ -44,7 +44,7 @@ from thinkserve.platform.billing import Price
 from thinkserve.platform.gate import Gate, StaticKeys, metered
 from thinkserve.platform.limits import Limits
 from thinkserve.platform.platform_gate import PlatformGate
-from thinkserve.service import Runtime
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 BOOT = "sk-bench-bootstrap"

@@ -20,7 +20,7 @@ from thinkserve.config import Settings
 from thinkserve.engine.base import Engine
 from thinkserve.engine.fake import FakeEngine
 from thinkserve.platform.gate import Gate, StaticKeys
-from thinkserve.service import Runtime
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 API_KEY = "sk-test-key"

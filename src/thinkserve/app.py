@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from thinkserve.api import admin as admin_routes
+from thinkserve.api.app_state import AppState
 from thinkserve.api.dashscope import routes as dashscope_routes
 from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.openai import routes as openai_routes
@@ -23,8 +24,8 @@ from thinkserve.engine.registry import build_engine, model_file
 from thinkserve.monitor.metrics import Metrics
 from thinkserve.platform.gate import Gate
 from thinkserve.platform.platform_gate import PlatformGate
-from thinkserve.service import GenerationService, Runtime
-from thinkserve.state import AppState
+from thinkserve.service.flow import RequestFlow
+from thinkserve.service.generation import GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def create_app(
                 active = platform = await PlatformGate.start(settings, metrics=metrics)
             app.state.thinkserve = AppState(
                 settings=settings,
-                service=service,
+                flow=RequestFlow(service, active),
                 gate=active,
                 created=int(time.time()),
                 model_files=files,

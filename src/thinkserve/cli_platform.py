@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from thinkserve.config import Settings, load_settings
-from thinkserve.models.catalogue import ConfigError
+from thinkserve.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from thinkserve.platform.store import Store

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from thinkserve.catalogue.spec import ModelSpec, load_catalogue, spec_from_table
+from thinkserve.core.errors import ConfigError
 from thinkserve.core.paths import default_data_dir
-from thinkserve.models.catalogue import ConfigError, ModelSpec, load_catalogue, spec_from_table
 from thinkserve.platform.billing import Price, PriceError, parse_prices
 from thinkserve.platform.limits import Limits, LimitsError, parse_limits
 

@@ -20,7 +20,7 @@ from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.fake import FakeEngine
 from thinkserve.platform.gate import Principal, StaticKeys
-from thinkserve.service import Runtime
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking import decision
 from thinkserve.thinking.chat_format import ChatFormat
 

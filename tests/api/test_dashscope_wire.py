@@ -18,7 +18,7 @@ from thinkserve.core.errors import EngineFailure, RateLimited
 from thinkserve.engine.base import EngineEvent, EngineRequest
 from thinkserve.engine.fake import FakeEngine, FakeSequence
 from thinkserve.platform.gate import Admission, Principal, StaticKeys
-from thinkserve.service import Runtime
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

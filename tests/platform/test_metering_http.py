@@ -18,7 +18,7 @@ from thinkserve.config import Settings
 from thinkserve.engine.fake import FakeEngine
 from thinkserve.platform import database
 from thinkserve.platform.store import Store, UsageRow
-from thinkserve.service import Runtime
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 from .conftest import ADMIN_KEY

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from thinkserve.config import load_settings
-from thinkserve.models.catalogue import ConfigError
+from thinkserve.core.errors import ConfigError
 from thinkserve.platform.database import database_url
 from thinkserve.platform.limits import Limits
 from thinkserve.platform.report import aggregate, parse_time, percentile

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from thinkserve.api.app_state import AppState
 from thinkserve.api.http import json_response, new_request_id, read_body
 from thinkserve.api.openai.routes import error_response
 from thinkserve.core.errors import Forbidden, InvalidParameter, RouteNotFound, ThinkserveError
@@ -34,7 +35,6 @@ from thinkserve.platform import report
 from thinkserve.platform.billing import PriceError, from_money, to_money
 from thinkserve.platform.limits import Limits
 from thinkserve.platform.platform_gate import PlatformGate
-from thinkserve.state import AppState
 
 
 def key_json(key: keymod.ApiKey, spent_nano: int | None = None) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from thinkserve.config import EngineSpec
+from thinkserve.core.errors import ConfigError
+from thinkserve.default_model import default_model_path
 from thinkserve.engine.base import Engine
-from thinkserve.models.catalogue import ConfigError
-from thinkserve.models.default import default_model_path
 
 
 def model_file(spec: EngineSpec, data_dir: Path) -> Path:

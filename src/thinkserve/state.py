@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thinkserve.config import Settings
-from thinkserve.platform.gate import Gate
+from thinkserve.platform.port import Gate
 from thinkserve.service import GenerationService
 
 

@@ -13,7 +13,8 @@ from starlette.requests import Request
 
 from thinkserve.api.http import read_body
 from thinkserve.core.events import Event
-from thinkserve.platform.gate import Principal, metered
+from thinkserve.platform.metering import metered
+from thinkserve.platform.port import Principal
 from thinkserve.service import Collected, Plan, fold
 from thinkserve.state import AppState
 

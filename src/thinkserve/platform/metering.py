@@ -8,7 +8,7 @@ gate keeps it (``StoredKeys`` journals it and moves it into SQL, which adds ``co
 
     UsageRecord(id="9f3c…", key_id="key_1a2b3c4d5e6f", workspace=None, model="qwen-plus",
                 thinking=True, status="ok", input_tokens=12, cached_tokens=0, output_tokens=40,
-                reasoning_tokens=31, ttft_ms=12.3, duration_ms=210.5, at=1732560000.123, cost_nano=None)
+                reasoning_tokens=31, ttft_ms=12.3, duration_ms=210.5, at=1732560000.123, cost_nano=0)
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ class UsageRecord:
     """Admission to the end of the stream."""
     at: float
     """Unix time the request finished."""
-    cost_nano: int | None = None
-    """Billed cost (after free quota) in nano-units; None until the store has billed it."""
+    cost_nano: int = 0
+    """Billed cost (after free quota) in nano-units, as read back from the store; a fresh record
+    has 0: the store bills it when it writes it."""
 
     @property
     def hour(self) -> int:

@@ -102,7 +102,7 @@ def aggregate(rows: Iterable[UsageRecord], by: Collection[str] = ()) -> list[Hou
         h.cached_tokens += row.cached_tokens
         h.output_tokens += row.output_tokens
         h.reasoning_tokens += row.reasoning_tokens
-        h.cost_nano += row.cost_nano or 0
+        h.cost_nano += row.cost_nano
         h.latencies.append(row.duration_ms)
         if row.ttft_ms is not None:
             h.ttfts.append(row.ttft_ms)

@@ -1,5 +1,5 @@
 """What the rest of the server asks of the platform: who is calling, may they, and what did it cost
-(imports core, platform.keys).
+(imports platform.keys).
 
 Every route does, in this order::
 

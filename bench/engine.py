@@ -106,6 +106,10 @@ def raw_worker(conn: Connection, model: str, threads: int, n_ctx: int) -> None:
     """
     from llama_cpp import Llama
 
+    from thinkserve.engine.llamacpp_cpu import load_cpu_backend
+
+    # The same CPU backend the engine picks (a portable build has no default search path).
+    load_cpu_backend()
     # Same cache size, batch, threads and attention kernel (flash attention off on CPUs) as the engine.
     llm = Llama(
         model_path=model,

@@ -51,7 +51,26 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 async def health(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    """``{"status": "ok"}`` while every engine is up; otherwise each engine's state and reason::
+
+        {"status": "degraded", "engines": {"default": {"state": "down", "reason": "the engine
+        process was killed by SIGILL; restarting in 2 s", "restarts": 1}}}
+
+    503 only when no engine is up: the gateway still serves the others, admin and metrics.
+    """
+    engines: Mapping[str, object] = request.app.state.engines
+    states: dict[str, dict[str, object]] = {}
+    for name, engine in engines.items():
+        report = getattr(engine, "health", None)
+        if callable(report):
+            h = report()
+            states[name] = {"state": h.state, "reason": h.reason, "restarts": h.restarts}
+        else:
+            states[name] = {"state": "up", "reason": "", "restarts": 0}
+    up = sum(1 for s in states.values() if s["state"] == "up")
+    if up == len(states):
+        return json_response({"status": "ok", "engines": states})
+    return json_response({"status": "degraded", "engines": states}, status=200 if up else 503)
 
 
 def create_app(
@@ -80,7 +99,7 @@ def create_app(
                     path = model_file(spec, settings.data_dir)
                     files[name] = path.name
                     log.info("loading engine %s from %s", name, path)
-                    engine = await build_engine(spec, path)
+                    engine = await build_engine(spec, path, settings.data_dir)
                     owned.append(engine)
                     loaded[name] = Runtime(engine, ChatFormat(engine.tokenizer))
             service = GenerationService(settings.models, loaded)
@@ -112,4 +131,5 @@ def create_app(
         exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
     )
     app.state.metrics = metrics
+    app.state.engines = engines
     return app

@@ -30,8 +30,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from thinkserve.core.paths import default_data_dir
 from thinkserve.models.catalogue import ConfigError, ModelSpec, load_catalogue, spec_from_table
 from thinkserve.platform.billing import Price, PriceError, parse_prices
 from thinkserve.platform.limits import Limits, LimitsError, parse_limits
@@ -50,6 +51,16 @@ class EngineSpec:
     n_seq: int = 8
     n_threads: int | None = None
     max_queue: int = 64
+    own_process: bool | None = None
+    """Run the engine in a supervised process of its own; None: yes for llama.cpp, no for fake."""
+    amx: Literal["auto", "on", "off"] = "auto"
+    """llama.cpp's AMX kernels: ``auto`` (only where a probe proved them), ``on`` or ``off``."""
+
+    def __post_init__(self) -> None:
+        if self.own_process is None:
+            object.__setattr__(self, "own_process", self.kind != "fake")
+        if self.amx not in ("auto", "on", "off"):
+            raise ConfigError(f"engine {self.name!r}: amx must be auto, on or off, not {self.amx!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +94,16 @@ class Settings:
         )
 
 
-def default_data_dir() -> Path:
-    """``$THINKSERVE_HOME``, else ``$XDG_CACHE_HOME/thinkserve``, else ``~/.cache/thinkserve``."""
-    if home := os.environ.get("THINKSERVE_HOME"):
-        return Path(home)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "thinkserve"
-
-
-_ENGINE_KEYS = {"kind": str, "model": str, "n_ctx": int, "n_seq": int, "n_threads": int, "max_queue": int}
+_ENGINE_KEYS = {
+    "kind": str,
+    "model": str,
+    "n_ctx": int,
+    "n_seq": int,
+    "n_threads": int,
+    "max_queue": int,
+    "own_process": bool,
+    "amx": str,
+}
 
 
 def _engine_from_table(name: str, table: dict[str, Any]) -> EngineSpec:
@@ -100,10 +112,10 @@ def _engine_from_table(name: str, table: dict[str, Any]) -> EngineSpec:
         expected = _ENGINE_KEYS.get(key)
         if expected is None:
             raise ConfigError(f"unknown key {key!r} in engine {name!r}")
-        if not isinstance(value, expected) or isinstance(value, bool):
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise ConfigError(f"bad value {value!r} for {key!r} in engine {name!r}")
         changes[key] = value
-    return replace(EngineSpec(name), **changes)
+    return EngineSpec(name, **changes)
 
 
 def load_settings(

@@ -29,11 +29,13 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from collections.abc import Sequence as Seq
+from pathlib import Path
 from types import TracebackType
 from typing import Final
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter
 from thinkserve.engine.base import EngineEvent, EngineFinished, EngineRequest, Paused
+from thinkserve.engine.llamacpp_cpu import AmxPolicy, CpuBackend
 from thinkserve.engine.llamacpp_state import EngineStats, Outgoing, WorkerConfig
 from thinkserve.engine.llamacpp_tokenizer import LlamaCppTokenizer
 from thinkserve.engine.llamacpp_worker import Worker
@@ -163,6 +165,8 @@ class LlamaCppEngine:
         n_gpu_layers: int = 0,
         flash_attn: bool | None = None,
         penalty_last_n: int = 64,
+        amx: AmxPolicy = "auto",
+        proof_dir: Path | None = None,
     ) -> None:
         if n_seq < 1 or n_ctx < 1 or n_batch < n_seq or max_queue < 0 or prefill_chunk < 1:
             raise ValueError("need n_seq, n_ctx, prefill_chunk >= 1, n_batch >= n_seq and max_queue >= 0")
@@ -178,6 +182,8 @@ class LlamaCppEngine:
             n_gpu_layers=n_gpu_layers,
             flash_attn=flash_attn,
             penalty_last_n=penalty_last_n,
+            amx=amx,
+            proof_dir=proof_dir,
         )
         self._max_queue = max_queue
         self._worker = Worker(self._config)
@@ -257,6 +263,16 @@ class LlamaCppEngine:
         """KV cells held by ``slot`` as of the last step."""
         cells = self._worker.stats.slot_cells
         return cells[slot] if 0 <= slot < len(cells) else 0
+
+    @property
+    def backend(self) -> CpuBackend | None:
+        """The CPU backend llama.cpp runs on (None before ``start``)."""
+        return self._worker.backend
+
+    def describe(self) -> str:
+        """What the engine runs on, in words (for /health and the startup log)."""
+        backend = self._worker.backend
+        return f"llama.cpp, {backend.reason}" if backend is not None else "llama.cpp"
 
     @property
     def n_seq(self) -> int:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import llama_cpp
 
 from thinkserve.core.errors import EngineFailure
 from thinkserve.engine.base import EngineFinished, EngineRequest, Paused, TokenEvent
+from thinkserve.engine.llamacpp_cpu import AmxPolicy
 from thinkserve.engine.llamacpp_tokenizer import StreamDecoder
 
 _native_log = logging.getLogger("thinkserve.engine.llamacpp.native")
@@ -56,6 +58,9 @@ class WorkerConfig:
     n_gpu_layers: int
     flash_attn: bool | None
     penalty_last_n: int
+    amx: AmxPolicy = "auto"
+    proof_dir: Path | None = None
+    """Where the AMX probe keeps its verdicts (None: the default data directory)."""
 
 
 @dataclass(frozen=True, slots=True)

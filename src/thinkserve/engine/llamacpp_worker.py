@@ -42,6 +42,8 @@ import numpy.typing as npt
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
 from thinkserve.engine.base import EngineFinished, Paused, TokenEvent
+from thinkserve.engine.llamacpp_cpu import CpuBackend
+from thinkserve.engine.llamacpp_probe import choose_backend
 from thinkserve.engine.llamacpp_state import (
     GENERIC_FAILURE,
     Cancel,
@@ -83,6 +85,7 @@ class Worker:
         self.context_length = 0
         self.kv_size = 0
         self.unified = False
+        self.backend: CpuBackend | None = None
         # Native handles and scheduler state: worker thread only.
         self._model: Any = None
         self._logits_row: type[ctypes.Array[ctypes.c_float]] = ctypes.c_float * 1
@@ -183,9 +186,11 @@ class Worker:
     def _load(self) -> None:
         cfg = self.config
         install_native_logging()
+        self.backend = choose_backend(cfg.model_path, cfg.amx, cfg.proof_dir)
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = cfg.n_gpu_layers
+        mparams.use_extra_bufts = self.backend.extra_bufts
         model = llama_cpp.llama_model_load_from_file(cfg.model_path.encode("utf-8"), mparams)
         if not model:
             raise EngineFailure(f"Cannot load the model file {cfg.model_path}.")
@@ -231,7 +236,7 @@ class Worker:
         self._logits_row = ctypes.c_float * self.tokenizer.n_vocab
         self._publish()
         log.info(
-            "loaded %s: n_ctx=%d (per sequence %d, unified=%s), n_seq=%d, n_batch=%d, threads=%d",
+            "loaded %s: n_ctx=%d (per sequence %d, unified=%s), n_seq=%d, n_batch=%d, threads=%d; %s",
             cfg.model_path,
             self.kv_size,
             self.context_length,
@@ -239,6 +244,7 @@ class Worker:
             cfg.n_seq,
             cfg.n_batch,
             cfg.n_threads,
+            self.backend.reason,
         )
 
     def _serve(self) -> None:

@@ -1,0 +1,1 @@
+"""The engine in a supervised process of its own (see supervisor.py)."""

@@ -1,0 +1,178 @@
+"""The engine process: one engine built in-process, served to the gateway over a socket (imports
+core, engine).
+
+Started by ``engine.supervised.supervisor`` as ``python -m thinkserve.engine.supervised.child FD
+LEVEL``; ``FD`` is its end of a socket pair (see ``wire`` for the messages). Everything a turn of
+its event loop produces for every sequence goes out as one frame, so the process boundary costs
+a frame per decode step, not one per token. It exits when told to stop or when the gateway's end
+of the socket closes (the gateway died): an engine process never outlives its gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+
+from thinkserve.core.errors import EngineFailure, ThinkserveError
+from thinkserve.engine.base import Engine, EngineRequest, Paused, Sequence
+from thinkserve.engine.supervised.wire import Failed, Ready, Start, frame, read_frame
+
+log = logging.getLogger("thinkserve.engine.process")
+
+GENERIC_FAILURE = "The inference engine failed while generating this response."
+
+
+@dataclass(slots=True)
+class _Running:
+    sequence: Sequence
+    resumed: asyncio.Event
+    task: asyncio.Task[None] | None = None
+
+
+class Host:
+    """Runs the gateway's commands against a local engine and batches the events back."""
+
+    def __init__(self, engine: Engine, writer: asyncio.StreamWriter) -> None:
+        self._engine = engine
+        self._writer = writer
+        self._running: dict[int, _Running] = {}
+        self._outbox: list[tuple[int, object]] = []
+        self._flush_pending = False
+
+    def send(self, key: int, item: object) -> None:
+        self._outbox.append((key, item))
+        if not self._flush_pending:
+            # One frame per loop turn: the engine delivers a whole decode step in one callback,
+            # and every forwarder it wakes runs before this.
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        items, self._outbox = self._outbox, []
+        if not items or self._writer.is_closing():
+            return
+        self._writer.write(frame(("events", items, getattr(self._engine, "stats", None))))
+
+    def submit(self, key: int, request: EngineRequest) -> None:
+        try:
+            sequence = self._engine.submit(request)
+        except ThinkserveError as exc:
+            self.send(key, exc)
+            return
+        except Exception:
+            log.exception("submitting %s failed", request.request_id)
+            self.send(key, EngineFailure(GENERIC_FAILURE))
+            return
+        running = _Running(sequence, asyncio.Event())
+        running.task = asyncio.create_task(self._forward(key, running))
+        self._running[key] = running
+
+    def resume(self, key: int, tokens: tuple[int, ...]) -> None:
+        running = self._running.get(key)
+        if running is None:
+            return
+        try:
+            running.sequence.resume(tokens)
+        except ThinkserveError as exc:
+            self.send(key, exc)
+            self.cancel(key)
+            return
+        running.resumed.set()
+
+    def cancel(self, key: int) -> None:
+        running = self._running.pop(key, None)
+        if running is None:
+            return
+        running.sequence.cancel()
+        if running.task is not None:
+            running.task.cancel()
+
+    async def _forward(self, key: int, running: _Running) -> None:
+        try:
+            async for event in running.sequence:
+                self.send(key, event)
+                if isinstance(event, Paused):
+                    # The gateway answers with "resume"; resume() is applied before the next
+                    # item is asked for, as the Sequence protocol wants.
+                    await running.resumed.wait()
+                    running.resumed.clear()
+        except ThinkserveError as exc:
+            self.send(key, exc)
+        except Exception:
+            log.exception("sequence %s failed", key)
+            self.send(key, EngineFailure(GENERIC_FAILURE))
+        finally:
+            if self._running.get(key) is running:
+                del self._running[key]
+
+    def close(self) -> None:
+        for key in list(self._running):
+            self.cancel(key)
+
+
+async def serve(sock: socket.socket) -> None:
+    from thinkserve.engine.registry import build_inline
+
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    start = await read_frame(reader)
+    if not isinstance(start, Start):
+        raise SystemExit("the first frame must be Start")
+    try:
+        engine = await build_inline(start.kind, start.settings, start.model_path, start.data_dir)
+    except ThinkserveError as exc:
+        writer.write(frame(Failed(exc.message)))
+        await writer.drain()
+        raise SystemExit(1) from None
+    host = Host(engine, writer)
+    try:
+        describe = getattr(engine, "describe", None)
+        backend = describe() if callable(describe) else start.kind
+        writer.write(frame(Ready(engine.context_length, _n_vocab(engine), str(backend))))
+        while True:
+            try:
+                message = await read_frame(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                log.info("the gateway is gone; stopping")
+                return
+            verb = message[0]
+            if verb == "submit":
+                host.submit(message[1], message[2])
+            elif verb == "resume":
+                host.resume(message[1], message[2])
+            elif verb == "cancel":
+                host.cancel(message[1])
+            elif verb == "stop":
+                return
+    finally:
+        host.close()
+        await engine.aclose()
+        with contextlib.suppress(ConnectionError):
+            writer.close()
+
+
+def _n_vocab(engine: Engine) -> int:
+    return int(getattr(engine.tokenizer, "n_vocab", 0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    fd, level = int(args[0]), args[1] if len(args) > 1 else "INFO"
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s[engine %(process)d]: %(message)s"
+    )
+    # Ctrl-C in a terminal reaches the whole process group: the gateway stops this process in
+    # order (or it sees the socket close), so it must not die first on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    asyncio.run(serve(sock))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""An engine in its own process, supervised: ``engine.base.Engine`` for the gateway (imports core,
+engine.base, engine.supervised).
+
+The model runs in a child process (``engine.supervised.child``), as vLLM's engine core and
+Ollama's runners do, so that a native crash (SIGILL, SIGSEGV, an OOM kill) ends only that process
+and its decode loop never holds the gateway's GIL. The gateway keeps the model's tokenizer (a
+vocabulary-only load: rendering and counting need no weights).
+
+When the child dies:
+
+- every sequence in flight ends with ``EngineFailure`` naming the cause; the layers above turn
+  that into an error in the caller's dialect and record the usage of the tokens already sent;
+- ``health()`` says ``down`` with the reason, and ``submit`` refuses with ``EngineUnavailable``;
+- the child is started again after a backoff (1 s, doubling to 30 s; reset once it has stayed up
+  for a minute). Other engines, admin and metrics never notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded, ThinkserveError
+from thinkserve.engine.base import (
+    EngineEvent,
+    EngineFinished,
+    EngineRequest,
+    Paused,
+    Tokenizer,
+)
+from thinkserve.engine.supervised.wire import Failed, Ready, Start, frame, read_frame
+
+log = logging.getLogger("thinkserve.engine.process")
+
+HealthState = Literal["starting", "up", "down", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    state: HealthState
+    reason: str = ""
+    restarts: int = 0
+    pid: int | None = None
+
+
+class EngineUnavailable(Overloaded):
+    """The engine process is down (crashed or restarting); the request was not started (HTTP 503)."""
+
+
+class _End:
+    """Queued by ``cancel`` to wake a consumer blocked on the next event."""
+
+
+_END: Final = _End()
+Item = EngineEvent | ThinkserveError | _End
+
+
+class RemoteSequence:
+    """A generation running in the engine process (``engine.base.Sequence``)."""
+
+    def __init__(self, engine: SupervisedEngine, key: int) -> None:
+        self._engine = engine
+        self._key = key
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()
+        self._paused = False
+        self._done = False
+        self._cancelled = False
+
+    def push(self, item: EngineEvent | ThinkserveError) -> None:
+        if self._done or self._cancelled:
+            return
+        if isinstance(item, Paused):
+            self._paused = True
+        elif isinstance(item, EngineFinished | ThinkserveError):
+            self._done = True
+            self._engine.forget(self._key)
+        self._queue.put_nowait(item)
+
+    def __aiter__(self) -> AsyncIterator[EngineEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[EngineEvent]:
+        while not self._cancelled:
+            item = await self._queue.get()
+            if isinstance(item, _End) or self._cancelled:
+                return
+            if isinstance(item, ThinkserveError):
+                raise item
+            yield item
+            if isinstance(item, EngineFinished):
+                return
+            if isinstance(item, Paused) and self._paused:
+                return  # iterate again after resume() to go on
+
+    def resume(self, tokens: Seq[int]) -> None:
+        if not self._paused:
+            raise RuntimeError("resume() is only valid after Paused")
+        self._engine.check_tokens(tokens)
+        self._paused = False
+        self._engine.send(("resume", self._key, tuple(tokens)))
+
+    def cancel(self) -> None:
+        if self._cancelled or self._done:
+            return
+        self._cancelled = True
+        self._engine.forget(self._key)
+        self._engine.send(("cancel", self._key))
+        self._queue.put_nowait(_END)
+
+
+class SupervisedEngine:
+    """Starts, watches and restarts an engine process; forwards sequences to it."""
+
+    def __init__(
+        self,
+        name: str,
+        start: Start,
+        tokenizer: Tokenizer,
+        *,
+        close_tokenizer: Callable[[], None] | None = None,
+        backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0),
+        stable_after_s: float = 60.0,
+    ) -> None:
+        self._name = name
+        self._start = start
+        self._tokenizer = tokenizer
+        self._close_tokenizer = close_tokenizer
+        self._backoff = backoff
+        self._stable_after_s = stable_after_s
+        self._health = Health("starting")
+        self._ready: Ready | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._live: dict[int, RemoteSequence] = {}
+        self._keys = 0
+        self._failures = 0
+        self._restarts = 0
+        self._up_since = 0.0
+        self._closing = False
+        self._watcher: asyncio.Task[None] | None = None
+        self.stats: Any = None
+        """The engine's last stats snapshot, as the engine process sent it."""
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the engine process and wait for its model to load (raises ``EngineFailure``)."""
+        await self._spawn()
+
+    async def _spawn(self) -> None:
+        parent_end, child_end = socket.socketpair()
+        try:
+            level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "thinkserve.engine.supervised.child",
+                str(child_end.fileno()),
+                str(level),
+                pass_fds=(child_end.fileno(),),
+            )
+        finally:
+            child_end.close()
+        reader, writer = await asyncio.open_unix_connection(sock=parent_end)
+        writer.write(frame(self._start))
+        self._health = Health("starting", "loading the model", self._restarts, proc.pid)
+        try:
+            ready = await read_frame(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            ready = None
+        if not isinstance(ready, Ready):
+            code = await proc.wait()
+            writer.close()
+            reason = f"the engine process {_describe_exit(code)} while loading the model"
+            if isinstance(ready, Failed):
+                reason = f"{reason}: {ready.reason}"
+            self._health = Health("down", reason, self._restarts)
+            raise EngineFailure(f"Cannot start the engine {self._name!r}: {reason}")
+        self._ready, self._proc, self._writer = ready, proc, writer
+        self._up_since = time.monotonic()
+        self._health = Health("up", ready.backend, self._restarts, proc.pid)
+        log.info("engine %s up in process %d (%s)", self._name, proc.pid, ready.backend)
+        self._watcher = asyncio.create_task(self._watch(proc, reader))
+
+    async def _watch(self, proc: asyncio.subprocess.Process, reader: asyncio.StreamReader) -> None:
+        """Dispatch the process's events until it ends; then fail what was running, restart."""
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                message = await read_frame(reader)
+                if message[0] == "events":
+                    self.stats = message[2]
+                    for key, item in message[1]:
+                        sequence = self._live.get(key)
+                        if sequence is not None:
+                            sequence.push(item)
+        code = await proc.wait()
+        if self._closing:
+            return
+        reason = f"the engine process {_describe_exit(code)}"
+        log.error("engine %s: %s; %d sequences in flight fail", self._name, reason, len(self._live))
+        self._down(reason)
+        await self._restart_loop(reason)
+
+    def _down(self, reason: str) -> None:
+        self._health = Health("down", reason, self._restarts)
+        self._proc = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        live, self._live = self._live, {}
+        for sequence in live.values():
+            sequence.push(EngineFailure(f"The inference engine stopped ({reason}) during this response."))
+
+    async def _restart_loop(self, reason: str) -> None:
+        if time.monotonic() - self._up_since >= self._stable_after_s:
+            self._failures = 0
+        while not self._closing:
+            delay = self._backoff[min(self._failures, len(self._backoff) - 1)]
+            self._failures += 1
+            self._health = Health("down", f"{reason}; restarting in {delay:g} s", self._restarts)
+            await asyncio.sleep(delay)
+            if self._closing:
+                return
+            self._restarts += 1
+            try:
+                await self._spawn()
+                return
+            except EngineFailure as exc:
+                reason = exc.message
+                log.error("engine %s: restart failed: %s", self._name, reason)
+
+    async def aclose(self) -> None:
+        self._closing = True
+        proc, writer = self._proc, self._writer
+        if writer is not None and proc is not None:
+            with contextlib.suppress(ConnectionError):
+                writer.write(frame(("stop",)))
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                log.warning("engine %s did not stop in 30 s; killing it", self._name)
+                proc.kill()
+                await proc.wait()
+            writer.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for sequence in list(self._live.values()):
+            sequence.push(EngineFailure("The inference engine is closed."))
+        self._live.clear()
+        self._health = Health("stopped", "", self._restarts)
+        if self._close_tokenizer is not None:
+            self._close_tokenizer()
+
+    # -- Engine ----------------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self._tokenizer
+
+    @property
+    def context_length(self) -> int:
+        if self._ready is None:
+            raise EngineFailure("The inference engine is not started.")
+        return self._ready.context_length
+
+    def health(self) -> Health:
+        return self._health
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def submit(self, request: EngineRequest) -> RemoteSequence:
+        if self._writer is None or self._ready is None or self._health.state != "up":
+            reason = self._health.reason or self._health.state
+            raise EngineUnavailable(f"The inference engine is not available ({reason}); please retry later.")
+        limit = self._ready.context_length
+        if not 1 <= len(request.prompt) <= limit:
+            raise InvalidParameter(f"Range of input length should be [1, {limit}]")
+        self.check_tokens(request.prompt)
+        if request.max_tokens < 1:
+            raise InvalidParameter(f"Range of max_tokens should be [1, {limit}]", param="max_tokens")
+        self._keys += 1
+        sequence = RemoteSequence(self, self._keys)
+        self._live[self._keys] = sequence
+        self._writer.write(frame(("submit", self._keys, request)))
+        return sequence
+
+    # -- used by RemoteSequence ------------------------------------------------------------------
+
+    def check_tokens(self, tokens: Seq[int]) -> None:
+        if not tokens:
+            return
+        n_vocab = self._ready.n_vocab if self._ready is not None else 0
+        # n_vocab 0: the engine did not say (the scripted engine); its own process then checks.
+        if min(tokens) < 0 or (n_vocab and max(tokens) >= n_vocab):
+            raise InvalidParameter("Token id out of range.")
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(frame(message))
+
+    def forget(self, key: int) -> None:
+        self._live.pop(key, None)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def kill(engine: SupervisedEngine, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to the engine process (fault tests and operators' drills)."""
+    pid = engine.pid
+    if pid is not None:
+        os.kill(pid, sig)

@@ -6,6 +6,7 @@ Measured, greedy, same model, threads and cache:
 - single-stream decode tok/s (first token to last, prefill excluded), ``--tokens`` tokens;
 - per-request latency of a 1-token request (submit to ``EngineFinished``) on a short prompt that is
   fully cached after the first round: this is the fixed cost of a request, IPC included;
+- the time from ``kill -9`` of the engine process until it is up again and until it answered;
 - both alternate ``--rounds`` times (in-process first, then own process, every round); the best
   and the median are reported, since the machine is noisy.
 
@@ -28,7 +29,7 @@ from thinkserve.core.types import SamplingParams
 from thinkserve.engine.base import Engine, EngineFinished, EngineRequest, TokenEvent
 from thinkserve.engine.llamacpp import LlamaCppEngine
 from thinkserve.engine.llamacpp_tokenizer import VocabFile
-from thinkserve.engine.supervised.supervisor import SupervisedEngine
+from thinkserve.engine.supervised.supervisor import SupervisedEngine, kill
 from thinkserve.engine.supervised.wire import Start
 
 GREEDY = SamplingParams(temperature=0.0)
@@ -59,6 +60,13 @@ async def request_latency(engine: Engine, tokens: list[int], n: int = 20) -> flo
             if isinstance(event, EngineFinished):
                 samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+async def until_state(engine: SupervisedEngine, *, up: bool) -> None:
+    while True:
+        if (engine.health().state == "up") == up:
+            return
+        await asyncio.sleep(0.005)
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -93,6 +101,14 @@ async def _main(args: argparse.Namespace) -> None:
                 f"request {latency['inline'][-1] * 1e3:.2f} vs {latency['process'][-1] * 1e3:.2f} ms",
                 file=sys.stderr,
             )
+        # Recovery: kill -9 the engine process; time until it serves again (backoff + reload).
+        killed = time.perf_counter()
+        kill(remote)
+        await until_state(remote, up=False)
+        await until_state(remote, up=True)
+        recovery = time.perf_counter() - killed
+        await decode_rate(remote, short_prompt, 4)
+        served = time.perf_counter() - killed
     finally:
         await remote.aclose()
         await inline.aclose()
@@ -112,6 +128,8 @@ async def _main(args: argparse.Namespace) -> None:
         f"| 1-token request, median latency (ms) | {lat['inline']:.2f} | {lat['process']:.2f} | "
         f"+{lat['process'] - lat['inline']:.2f} ms |",
         f"| Cost per token (median step time difference) | | | {per_token_us:+.0f} us |",
+        f"| Recovery after kill -9 (1 s backoff, then reload) | | {recovery:.2f} s up, "
+        f"{served:.2f} s first answer | |",
     ]
     print("\n".join(lines))
     if args.out is not None:

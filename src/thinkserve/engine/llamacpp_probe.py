@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,14 @@ def _read(cache: Path | None) -> dict[str, dict[str, Any]]:
 # -- the probe process ------------------------------------------------------------------------
 
 
-def _run_probe(model_path: str, amx: str) -> dict[str, Any]:
-    """Load the model with or without AMX, evaluate a prompt, decode greedily (probe child)."""
+def _run_probe(
+    model_path: str, amx: str, n_tokens: int = _TOKENS, threads: int | None = None
+) -> dict[str, Any]:
+    """Load the model with or without AMX, evaluate a prompt, decode greedily (probe child).
+
+    Also reports the decode speed (tokens after the first, per second): ``bench/cpu_build.py``
+    runs this with several llama.cpp builds to compare them.
+    """
     import llama_cpp
 
     backend = load_cpu_backend("on" if amx == "on" else "off")
@@ -169,8 +176,10 @@ def _run_probe(model_path: str, amx: str) -> dict[str, Any]:
     if not model:
         raise RuntimeError(f"cannot load {model_path}")
     cparams = llama_cpp.llama_context_default_params()
-    cparams.n_ctx = 256
+    cparams.n_ctx = 64 + n_tokens + 64
     cparams.n_batch = 64
+    if threads is not None:
+        cparams.n_threads = cparams.n_threads_batch = threads
     # As the engine runs on CPUs (see engine.llamacpp): the same kernels are the ones proven.
     cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
     ctx = llama_cpp.llama_init_from_model(model, cparams)
@@ -181,13 +190,17 @@ def _run_probe(model_path: str, amx: str) -> dict[str, Any]:
     tokens = list(buf[:n])
     sampler = llama_cpp.llama_sampler_init_greedy()
     pending = (llama_cpp.llama_token * len(tokens))(*tokens)  # the batch only points at it
-    for _ in range(_TOKENS):
+    times: list[float] = []
+    for _ in range(n_tokens):
         batch = llama_cpp.llama_batch_get_one(pending, len(pending))
         if llama_cpp.llama_decode(ctx, batch) != 0:
             raise RuntimeError("llama_decode failed")
         token = int(llama_cpp.llama_sampler_sample(sampler, ctx, -1))
+        times.append(time.perf_counter())
         result["tokens"].append(token)
         pending = (llama_cpp.llama_token * 1)(token)
+    if len(times) > 1:
+        result["decode_tok_s"] = (len(times) - 1) / (times[-1] - times[0])
     llama_cpp.llama_sampler_free(sampler)
     llama_cpp.llama_free(ctx)
     llama_cpp.llama_model_free(model)
@@ -198,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Probe llama.cpp's AMX kernels on a model file.")
     parser.add_argument("model")
     parser.add_argument("--amx", choices=("on", "off"), default="on")
+    parser.add_argument("--tokens", type=int, default=_TOKENS)
+    parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
-    sys.stdout.write(json.dumps(_run_probe(args.model, args.amx)) + "\n")
+    sys.stdout.write(json.dumps(_run_probe(args.model, args.amx, args.tokens, args.threads)) + "\n")
     return 0
 
 

@@ -16,15 +16,18 @@ import logging
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from thinkserve.core.errors import EngineFailure, ThinkserveError
-from thinkserve.engine.base import Engine, EngineRequest, Paused, Sequence
+from thinkserve.engine.base import Engine, EngineFinished, EngineRequest, Paused, Sequence, TokenEvent
 from thinkserve.engine.supervised.wire import Failed, Ready, Start, frame, read_frame
 
 log = logging.getLogger("thinkserve.engine.process")
 
 GENERIC_FAILURE = "The inference engine failed while generating this response."
+STATS_INTERVAL_S = 0.25
 
 
 @dataclass(slots=True)
@@ -41,11 +44,18 @@ class Host:
         self._engine = engine
         self._writer = writer
         self._running: dict[int, _Running] = {}
-        self._outbox: list[tuple[int, object]] = []
+        self._outbox: list[tuple[Any, ...]] = []
         self._flush_pending = False
+        self._stats_sent = 0.0
+        self._finished = False
 
     def send(self, key: int, item: object) -> None:
-        self._outbox.append((key, item))
+        if type(item) is TokenEvent:
+            # A plain tuple: pickling a slots dataclass costs about 8x more, per token.
+            self._outbox.append((key, item.token, item.text, item.injected))
+        else:
+            self._outbox.append((key, item))
+            self._finished = self._finished or isinstance(item, EngineFinished)
         if not self._flush_pending:
             # One frame per loop turn: the engine delivers a whole decode step in one callback,
             # and every forwarder it wakes runs before this.
@@ -57,7 +67,14 @@ class Host:
         items, self._outbox = self._outbox, []
         if not items or self._writer.is_closing():
             return
-        self._writer.write(frame(("events", items, getattr(self._engine, "stats", None))))
+        # Stats are a snapshot for /metrics: a few times a second is enough, and when a sequence
+        # ends (its counters are then final), but not with every token.
+        stats = None
+        now = time.monotonic()
+        if self._finished or now - self._stats_sent >= STATS_INTERVAL_S:
+            stats = getattr(self._engine, "stats", None)
+            self._stats_sent, self._finished = now, False
+        self._writer.write(frame(("events", items, stats)))
 
     def submit(self, key: int, request: EngineRequest) -> None:
         try:

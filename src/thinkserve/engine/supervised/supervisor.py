@@ -36,6 +36,7 @@ from thinkserve.engine.base import (
     EngineFinished,
     EngineRequest,
     Paused,
+    TokenEvent,
     Tokenizer,
 )
 from thinkserve.engine.supervised.wire import Failed, Ready, Start, frame, read_frame
@@ -198,11 +199,17 @@ class SupervisedEngine:
             while True:
                 message = await read_frame(reader)
                 if message[0] == "events":
-                    self.stats = message[2]
-                    for key, item in message[1]:
-                        sequence = self._live.get(key)
-                        if sequence is not None:
-                            sequence.push(item)
+                    if message[2] is not None:
+                        self.stats = message[2]
+                    live = self._live
+                    for item in message[1]:
+                        sequence = live.get(item[0])
+                        if sequence is None:
+                            continue
+                        if len(item) == 4:
+                            sequence.push(TokenEvent(item[1], item[2], item[3]))
+                        else:
+                            sequence.push(item[1])
         code = await proc.wait()
         if self._closing:
             return

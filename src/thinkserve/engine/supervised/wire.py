@@ -17,7 +17,9 @@ Engine process to gateway::
 
     Ready(context_length, n_vocab, backend)      once the model is loaded
     Failed(reason)                               instead, when it cannot be loaded
-    ("events", [(key, event), ...], stats)       everything one turn of its loop produced
+    ("events", [item, ...], stats or None)       everything one turn of its loop produced:
+        (key, token, text, injected)             a TokenEvent, as a plain tuple
+        (key, event_or_error)                    anything else (Paused, EngineFinished, errors)
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.base import Engine
 from thinkserve.engine.fake import FakeEngine
-from thinkserve.platform.gate import Gate, StaticKeys
+from thinkserve.platform.port import Gate
+from thinkserve.platform.static_keys import StaticKeys
 from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 

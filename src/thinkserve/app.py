@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from thinkserve.api import admin as admin_routes
+from thinkserve.api.admin import routes as admin_routes
 from thinkserve.api.app_state import AppState
 from thinkserve.api.dashscope import routes as dashscope_routes
 from thinkserve.api.http import json_response, new_request_id
@@ -22,8 +22,9 @@ from thinkserve.config import Settings
 from thinkserve.core.errors import EngineFailure, MethodNotAllowed, RouteNotFound, ThinkserveError
 from thinkserve.engine.registry import build_engine, model_file
 from thinkserve.monitor.metrics import Metrics
-from thinkserve.platform.gate import Gate
-from thinkserve.platform.platform_gate import PlatformGate
+from thinkserve.platform.metering import ObservedGate
+from thinkserve.platform.port import Gate
+from thinkserve.platform.stored_keys import StoredKeys
 from thinkserve.service.flow import RequestFlow
 from thinkserve.service.generation import GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat
@@ -81,7 +82,8 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app. Engines given in ``runtimes`` are used as is (tests); otherwise the
     engines named by the settings are loaded at startup and closed at shutdown. Without ``gate``,
-    the platform (keys, limits, metering; platform.platform_gate) is started from the settings."""
+    the platform (keys, limits, metering; platform.stored_keys) is started from the settings.
+    Either way, metering feeds the app's metrics."""
     metrics = Metrics()
     engines: dict[str, object] = {}
     metrics.watch_engines(lambda: engines)
@@ -91,7 +93,7 @@ def create_app(
         loaded: dict[str, Runtime] = dict(runtimes or {})
         files: dict[str, str] = {}
         owned = []
-        platform: PlatformGate | None = None
+        platform: StoredKeys | None = None
         try:
             if runtimes is None:
                 for name, spec in settings.engines.items():
@@ -105,11 +107,12 @@ def create_app(
             engines.update({name: runtime.engine for name, runtime in loaded.items()})
             active = gate
             if active is None:
-                active = platform = await PlatformGate.start(settings, metrics=metrics)
+                active = platform = await StoredKeys.start(settings.platform, observer=metrics)
+            observed = ObservedGate(active, metrics)
             app.state.thinkserve = AppState(
                 settings=settings,
-                flow=RequestFlow(service, active),
-                gate=active,
+                flow=RequestFlow(service, observed),
+                gate=observed,
                 created=int(time.time()),
                 model_files=files,
             )

@@ -17,7 +17,8 @@ from thinkserve.config import Settings
 from thinkserve.core.errors import EngineFailure, RateLimited
 from thinkserve.engine.base import EngineEvent, EngineRequest
 from thinkserve.engine.fake import FakeEngine, FakeSequence
-from thinkserve.platform.gate import Admission, Principal, StaticKeys
+from thinkserve.platform.port import Admission, Principal
+from thinkserve.platform.static_keys import StaticKeys
 from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 

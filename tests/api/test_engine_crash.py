@@ -19,7 +19,7 @@ from tests.conftest import API_KEY, LiveServer, serve, stop
 from tests.engine.conftest import engine_model
 from thinkserve.app import create_app
 from thinkserve.config import EngineSpec, Settings
-from thinkserve.platform.gate import StaticKeys
+from thinkserve.platform.static_keys import StaticKeys
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

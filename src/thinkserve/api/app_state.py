@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thinkserve.config import Settings
-from thinkserve.platform.gate import Gate
+from thinkserve.platform.port import Gate
 from thinkserve.service.flow import RequestFlow
 
 

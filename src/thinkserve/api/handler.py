@@ -19,7 +19,7 @@ from thinkserve.api.errors import retry_headers, status_of
 from thinkserve.api.http import json_response, new_request_id, read_body
 from thinkserve.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from thinkserve.core.errors import EngineFailure, ThinkserveError
-from thinkserve.platform.gate import Principal
+from thinkserve.platform.port import Principal
 from thinkserve.service.flow import Running
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Mapping
 from thinkserve.catalogue.spec import ModelSpec
 from thinkserve.core.events import Collected, Event, fold
 from thinkserve.core.types import ChatRequest
-from thinkserve.platform.gate import Gate, Principal, metered
+from thinkserve.platform.metering import metered
+from thinkserve.platform.port import Gate, Principal
 from thinkserve.service.generation import GenerationService, Plan
 
 

@@ -41,10 +41,12 @@ from thinkserve.core.types import Usage
 from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.platform import keys
 from thinkserve.platform.billing import Price
-from thinkserve.platform.gate import Gate, StaticKeys, metered
 from thinkserve.platform.limits import Limits
-from thinkserve.platform.platform_gate import PlatformGate
-from thinkserve.service import Runtime
+from thinkserve.platform.metering import metered
+from thinkserve.platform.port import Gate
+from thinkserve.platform.static_keys import StaticKeys
+from thinkserve.platform.stored_keys import StoredKeys
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 BOOT = "sk-bench-bootstrap"
@@ -77,7 +79,7 @@ def settings_for(data_dir: Path, database_url: str | None) -> Settings:
 
 
 async def add_key(settings: Settings) -> str:
-    gate = await PlatformGate.start(settings)
+    gate = await StoredKeys.start(settings.platform)
     try:
         key, secret = keys.mint("bench", limits=Limits(rpm=10_000_000, tpm=1_000_000_000))
         await gate.create_key(key)
@@ -148,7 +150,9 @@ async def gate_times(gate: Gate, key: str, n: int) -> list[float]:
 async def gate_bench(variants: list[Variant], n: int, rounds: int) -> dict[str, list[float]]:
     gates: dict[str, Gate] = {}
     for v in variants:
-        gates[v.name] = StaticKeys([BOOT]) if v.settings is None else await PlatformGate.start(v.settings)
+        gates[v.name] = (
+            StaticKeys([BOOT]) if v.settings is None else await StoredKeys.start(v.settings.platform)
+        )
     times: dict[str, list[float]] = {v.name: [] for v in variants}
     try:
         for r in range(rounds):
@@ -157,7 +161,7 @@ async def gate_bench(variants: list[Variant], n: int, rounds: int) -> dict[str, 
                 times[v.name] += await gate_times(gates[v.name], v.key, n)
     finally:
         for gate in gates.values():
-            if isinstance(gate, PlatformGate):
+            if isinstance(gate, StoredKeys):
                 await gate.aclose()
     return times
 

@@ -430,6 +430,9 @@ def check(gguf: Path, runs: int) -> dict[str, Any]:
     import jinja2
     from llama_cpp import Llama
 
+    from thinkserve.engine.llamacpp.cpu import load_cpu_backend
+
+    load_cpu_backend()  # a portable build has no default search path for its CPU variants
     llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False, seed=0)
     meta = llm.metadata
     assert llm.tokenize(b"<think>", add_bos=False, special=True) == [THINK_ID]
@@ -473,6 +476,9 @@ def show_examples(gguf: Path) -> None:
     import jinja2
     from llama_cpp import Llama
 
+    from thinkserve.engine.llamacpp.cpu import load_cpu_backend
+
+    load_cpu_backend()  # a portable build has no default search path for its CPU variants
     llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False, seed=0)
     template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
         llm.metadata["tokenizer.chat_template"]

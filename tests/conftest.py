@@ -19,8 +19,9 @@ from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.engine.protocol import Engine
-from thinkserve.platform.gate import Gate, StaticKeys
-from thinkserve.service import Runtime
+from thinkserve.platform.port import Gate
+from thinkserve.platform.static_keys import StaticKeys
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 API_KEY = "sk-test-key"

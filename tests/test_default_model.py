@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import API_KEY, LiveServer, app_with, serve, stop
 from thinkserve.config import default_data_dir
-from thinkserve.models.default import default_model_path
+from thinkserve.default_model import default_model_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.default_model]
 

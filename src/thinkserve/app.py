@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from thinkserve.api import admin as admin_routes
+from thinkserve.api.admin import routes as admin_routes
+from thinkserve.api.app_state import AppState
 from thinkserve.api.dashscope import routes as dashscope_routes
 from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.openai import routes as openai_routes
@@ -22,10 +23,11 @@ from thinkserve.core.errors import EngineFailure, MethodNotAllowed, RouteNotFoun
 from thinkserve.engine.protocol import Engine
 from thinkserve.engine.registry import build_engine, model_file
 from thinkserve.monitor.metrics import Metrics
-from thinkserve.platform.gate import Gate
-from thinkserve.platform.platform_gate import PlatformGate
-from thinkserve.service import GenerationService, Runtime
-from thinkserve.state import AppState
+from thinkserve.platform.metering import ObservedGate
+from thinkserve.platform.port import Gate
+from thinkserve.platform.stored_keys import StoredKeys
+from thinkserve.service.flow import RequestFlow
+from thinkserve.service.generation import GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,8 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app. Engines given in ``runtimes`` are used as is (tests); otherwise the
     engines named by the settings are loaded at startup and closed at shutdown. Without ``gate``,
-    the platform (keys, limits, metering; platform.platform_gate) is started from the settings."""
+    the platform (keys, limits, metering; platform.stored_keys) is started from the settings.
+    Either way, metering feeds the app's metrics."""
     metrics = Metrics()
     engines: dict[str, Engine] = {}
     metrics.watch_engines(lambda: engines)
@@ -91,7 +94,7 @@ def create_app(
         loaded: dict[str, Runtime] = dict(runtimes or {})
         files: dict[str, str] = {}
         owned = []
-        platform: PlatformGate | None = None
+        platform: StoredKeys | None = None
         try:
             if runtimes is None:
                 for name, spec in settings.engines.items():
@@ -105,11 +108,12 @@ def create_app(
             engines.update({name: runtime.engine for name, runtime in loaded.items()})
             active = gate
             if active is None:
-                active = platform = await PlatformGate.start(settings, metrics=metrics)
+                active = platform = await StoredKeys.start(settings.platform, observer=metrics)
+            observed = ObservedGate(active, metrics)
             app.state.thinkserve = AppState(
                 settings=settings,
-                service=service,
-                gate=active,
+                flow=RequestFlow(service, observed),
+                gate=observed,
                 created=int(time.time()),
                 model_files=files,
             )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from thinkserve import cli_platform
 from thinkserve.config import Settings, load_settings
-from thinkserve.models.catalogue import ConfigError
+from thinkserve.core.errors import ConfigError
 
 log = logging.getLogger("thinkserve")
 

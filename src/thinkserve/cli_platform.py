@@ -1,4 +1,5 @@
-"""Command line of the platform: ``keys``, ``usage`` and ``db`` (imports config, platform lazily).
+"""Command line of the platform: ``keys``, ``usage`` and ``db`` (imports config, platform lazily;
+never the HTTP layer).
 
 ::
 
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from thinkserve.config import Settings, load_settings
-from thinkserve.models.catalogue import ConfigError
+from thinkserve.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from thinkserve.platform.store import Store
@@ -126,7 +127,8 @@ async def _with_store(command: Command, args: argparse.Namespace, settings: Sett
     from thinkserve.platform.database import database_url
     from thinkserve.platform.store import Store
 
-    store = await Store.open(database_url(settings.database_url, settings.data_dir), migrate=migrate)
+    platform = settings.platform
+    store = await Store.open(database_url(platform.database_url, platform.data_dir), migrate=migrate)
     try:
         return await command(args, settings, store)
     finally:
@@ -134,23 +136,22 @@ async def _with_store(command: Command, args: argparse.Namespace, settings: Sett
 
 
 async def _keys_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from thinkserve.platform.billing import PriceError, from_money
-    from thinkserve.platform.keys import mint
+    from thinkserve.platform.administration import new_key
+    from thinkserve.platform.billing import PriceError
     from thinkserve.platform.limits import Limits
 
     try:
-        spend = None if args.spend_limit is None else from_money(args.spend_limit)
+        key, secret = new_key(
+            args.name,
+            workspace=args.workspace,
+            admin=args.admin,
+            limits=Limits(args.rpm, args.tpm, args.rps, args.tps, args.concurrency),
+            quota_tokens=args.quota_tokens,
+            spend_limit=args.spend_limit,
+        )
     except PriceError as exc:
         log.error("--spend-limit: %s", exc)
         return 2
-    key, secret = mint(
-        args.name,
-        workspace=args.workspace,
-        admin=args.admin,
-        limits=Limits(args.rpm, args.tpm, args.rps, args.tps, args.concurrency),
-        quota_tokens=args.quota_tokens,
-        spend_limit_nano=spend,
-    )
     await store.add_key(key)
     sys.stdout.write(
         f"Created {key.id} ({key.name}"
@@ -164,11 +165,9 @@ async def _keys_create(args: argparse.Namespace, settings: Settings, store: Stor
 
 
 async def _keys_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from thinkserve.api.admin import key_json
+    from thinkserve.platform.administration import key_json, keys_with_spend
 
-    keys = await store.keys(include_revoked=args.all)
-    spent = await store.spent([k.id for k in keys])
-    rows = [key_json(k, spent.get(k.id, 0)) for k in keys]
+    rows = [key_json(k, spent) for k, spent in await keys_with_spend(store, include_revoked=args.all)]
     if args.json:
         for row in rows:
             sys.stdout.write(orjson.dumps(row).decode() + "\n")
@@ -203,14 +202,15 @@ async def _keys_revoke(args: argparse.Namespace, settings: Settings, store: Stor
 
 async def _usage(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     from thinkserve.platform import report
-    from thinkserve.platform.writer import replay_orphans
+    from thinkserve.platform.usage_writer import replay_orphans
 
     try:
         since = report.parse_time(args.since)
         until = None if args.until is None else report.parse_time(args.until)
         by = [b.strip() for b in args.by.split(",") if b.strip()]
         # Journals of servers that died are stored first, so that nothing they metered is missing.
-        await replay_orphans(store, settings.data_dir / "journal", settings.prices)
+        platform = settings.platform
+        await replay_orphans(store, platform.journal_dir, platform.prices)
         rows = await report.hourly(store, since, until, model=args.model, key_id=args.key, by=by)
     except ValueError as exc:
         log.error("%s", exc)

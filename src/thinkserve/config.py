@@ -32,12 +32,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from thinkserve.catalogue.spec import ModelSpec, load_catalogue, spec_from_table
+from thinkserve.core.errors import ConfigError
 from thinkserve.core.paths import default_data_dir
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.registry import EngineSettings, default_engine, settings_from_table
-from thinkserve.models.catalogue import ConfigError, ModelSpec, load_catalogue, spec_from_table
 from thinkserve.platform.billing import Price, PriceError, parse_prices
 from thinkserve.platform.limits import Limits, LimitsError, parse_limits
+from thinkserve.platform.settings import PlatformSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,18 @@ class Settings:
     """``[limits."MODEL"]``: per key and model; ``"*"`` for the rest (see platform.limits)."""
     prices: dict[str, Price] = field(default_factory=dict)
     """``[prices."MODEL"]``, per million tokens (see platform.billing)."""
+
+    @property
+    def platform(self) -> PlatformSettings:
+        """What the platform reads of these settings (it never imports this module)."""
+        return PlatformSettings(
+            data_dir=self.data_dir,
+            bootstrap_keys=self.api_keys,
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            limits=self.limits,
+            prices=self.prices,
+        )
 
 
 def load_settings(

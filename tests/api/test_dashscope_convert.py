@@ -8,11 +8,11 @@ import orjson
 import pytest
 
 from thinkserve.api.dashscope import convert
+from thinkserve.catalogue.spec import load_catalogue
 from thinkserve.core.errors import InvalidParameter
 from thinkserve.core.types import Usage
 from thinkserve.engine.fake.engine import FakeEngine
-from thinkserve.models.catalogue import load_catalogue
-from thinkserve.service import GenerationService, Runtime
+from thinkserve.service.generation import GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 _ENGINE = FakeEngine()

@@ -19,8 +19,9 @@ from tests.conftest import API_KEY, serve, stop
 from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.fake.engine import FakeEngine
-from thinkserve.platform.gate import Principal, StaticKeys
-from thinkserve.service import Runtime
+from thinkserve.platform.port import Principal
+from thinkserve.platform.static_keys import StaticKeys
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking import decision
 from thinkserve.thinking.chat_format import ChatFormat
 

@@ -17,8 +17,9 @@ from thinkserve.config import Settings
 from thinkserve.core.errors import EngineFailure, RateLimited
 from thinkserve.engine.fake.engine import FakeEngine, FakeSequence
 from thinkserve.engine.protocol import EngineEvent, EngineRequest
-from thinkserve.platform.gate import Admission, Principal, StaticKeys
-from thinkserve.service import Runtime
+from thinkserve.platform.port import Admission, Principal
+from thinkserve.platform.static_keys import StaticKeys
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

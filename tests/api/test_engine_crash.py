@@ -20,7 +20,7 @@ from tests.engine.conftest import engine_model
 from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
-from thinkserve.platform.gate import StaticKeys
+from thinkserve.platform.static_keys import StaticKeys
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

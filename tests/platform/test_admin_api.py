@@ -12,7 +12,7 @@ from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.platform.billing import Price
-from thinkserve.service import Runtime
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 from .conftest import ADMIN_KEY

@@ -8,22 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from thinkserve.config import Settings
 from thinkserve.core.errors import Arrearage, InvalidApiKey, RateLimited, WorkspaceDenied
 from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
 from thinkserve.core.types import Usage
 from thinkserve.platform import keys
 from thinkserve.platform.billing import Price
-from thinkserve.platform.gate import metered
 from thinkserve.platform.limits import Limits
-from thinkserve.platform.platform_gate import PlatformGate
+from thinkserve.platform.metering import metered
+from thinkserve.platform.settings import PlatformSettings
+from thinkserve.platform.stored_keys import StoredKeys
 
 from .conftest import ADMIN_KEY
 
 
-def settings(tmp_path: Path, db: str | None, **limits: Limits) -> Settings:
-    return Settings(
-        api_keys=(ADMIN_KEY,),
+def settings(tmp_path: Path, db: str | None, **limits: Limits) -> PlatformSettings:
+    return PlatformSettings(
+        bootstrap_keys=(ADMIN_KEY,),
         data_dir=tmp_path / "data",
         database_url=db,
         prices={"m": Price(input=Decimal(1000), output=Decimal(1000))},
@@ -39,7 +39,7 @@ async def events(n: int, *, finish: bool = True) -> AsyncIterator[Event]:
         yield Finished("stop", Usage(10, 0, n + 1, n), True)
 
 
-async def run(gate: PlatformGate, authorization: str, model: str = "m", *, n: int = 3) -> None:
+async def run(gate: StoredKeys, authorization: str, model: str = "m", *, n: int = 3) -> None:
     principal = await gate.authenticate(authorization, None)
     admission = await gate.admit(principal, model, 10)
     async for _ in metered(gate, admission, True, events(n)):
@@ -48,7 +48,7 @@ async def run(gate: PlatformGate, authorization: str, model: str = "m", *, n: in
 
 @pytest.mark.anyio
 async def test_keys_and_workspaces(db: str | None, tmp_path: Path) -> None:
-    gate = await PlatformGate.start(settings(tmp_path, db))
+    gate = await StoredKeys.start(settings(tmp_path, db))
     try:
         boot = await gate.authenticate(f"Bearer {ADMIN_KEY}", "any")
         assert boot.admin and boot.workspace == "any"
@@ -72,7 +72,7 @@ async def test_keys_and_workspaces(db: str | None, tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_spending_limit_gives_arrearage(db: str | None, tmp_path: Path) -> None:
-    gate = await PlatformGate.start(settings(tmp_path, db))
+    gate = await StoredKeys.start(settings(tmp_path, db))
     try:
         # 1000 per million tokens: 14 tokens cost 0.014; the limit is 0.02 -> two requests pass.
         key, secret = keys.mint("spender", spend_limit_nano=20_000_000)
@@ -91,7 +91,7 @@ async def test_spending_limit_gives_arrearage(db: str | None, tmp_path: Path) ->
 
 @pytest.mark.anyio
 async def test_concurrency_and_model_limits(db: str | None, tmp_path: Path) -> None:
-    gate = await PlatformGate.start(settings(tmp_path, db, m=Limits(rpm=3, rps=100)))
+    gate = await StoredKeys.start(settings(tmp_path, db, m=Limits(rpm=3, rps=100)))
     try:
         key, secret = keys.mint("c", limits=Limits(concurrency=1))
         await gate.create_key(key)
@@ -119,7 +119,7 @@ async def test_concurrency_and_model_limits(db: str | None, tmp_path: Path) -> N
 
 @pytest.mark.anyio
 async def test_metered_records_cancelled_and_failed_streams(db: str | None, tmp_path: Path) -> None:
-    gate = await PlatformGate.start(settings(tmp_path, db))
+    gate = await StoredKeys.start(settings(tmp_path, db))
     try:
         principal = await gate.authenticate(f"Bearer {ADMIN_KEY}", "w")
         stream = metered(gate, await gate.admit(principal, "m", 10), True, events(5))

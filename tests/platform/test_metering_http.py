@@ -17,8 +17,9 @@ from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.platform import database
-from thinkserve.platform.store import Store, UsageRow
-from thinkserve.service import Runtime
+from thinkserve.platform.metering import UsageRecord
+from thinkserve.platform.store import Store
+from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 from .conftest import ADMIN_KEY
@@ -54,7 +55,7 @@ async def _client(base: str, i: int, rng: random.Random) -> str:
     return "cut"
 
 
-async def _wait_for_rows(url: str, count: int) -> list[UsageRow]:
+async def _wait_for_rows(url: str, count: int) -> list[UsageRecord]:
     store = Store(database.make_engine(url))
     try:
         deadline = time.monotonic() + 60
@@ -87,7 +88,7 @@ def test_every_stream_has_one_record_with_the_tokens_generated(db: str | None, t
         stop(running)
     assert outcomes.count("refused") == 0
     assert 20 < outcomes.count("cut") < N - 20, outcomes
-    by_request: dict[str, list[UsageRow]] = {}
+    by_request: dict[str, list[UsageRecord]] = {}
     for row in rows:
         assert row.workspace is not None
         by_request.setdefault(row.workspace, []).append(row)

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 
 from thinkserve.platform import database
-from thinkserve.platform.store import Store, UsageRow
+from thinkserve.platform.metering import UsageRecord
+from thinkserve.platform.store import Store
 
 from .conftest import ADMIN_KEY, cli, start_server, write_config
 
@@ -26,7 +27,7 @@ def create_key(config: Path, *flags: str) -> str:
     return key
 
 
-async def stored_rows(db: str | None, data: Path) -> list[UsageRow]:
+async def stored_rows(db: str | None, data: Path) -> list[UsageRecord]:
     store = Store(database.make_engine(database.database_url(db, data)))
     try:
         return await store.rows(0)

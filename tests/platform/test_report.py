@@ -8,17 +8,34 @@ from pathlib import Path
 import pytest
 
 from thinkserve.config import load_settings
-from thinkserve.models.catalogue import ConfigError
+from thinkserve.core.errors import ConfigError
 from thinkserve.platform.database import database_url
 from thinkserve.platform.limits import Limits
+from thinkserve.platform.metering import UsageRecord
 from thinkserve.platform.report import aggregate, parse_time, percentile
-from thinkserve.platform.store import UsageRow
 
 H = 1_732_568_400  # 2024-11-25T21:00:00Z
 
 
-def row(hour: int, model: str, status: str = "ok", *, thinking: bool = True, ms: float = 100.0) -> UsageRow:
-    return UsageRow(hour, model, "key_a", "ws", thinking, status, 10, 2, 30, 20, 1500, 5.0, ms)
+def row(
+    hour: int, model: str, status: str = "ok", *, thinking: bool = True, ms: float = 100.0
+) -> UsageRecord:
+    return UsageRecord(
+        id="r",
+        key_id="key_a",
+        workspace="ws",
+        model=model,
+        thinking=thinking,
+        status=status,
+        input_tokens=10,
+        cached_tokens=2,
+        output_tokens=30,
+        reasoning_tokens=20,
+        ttft_ms=5.0,
+        duration_ms=ms,
+        at=float(hour),
+        cost_nano=1500,
+    )
 
 
 def test_aggregate_per_hour_and_model() -> None:

@@ -11,16 +11,19 @@ import pytest
 
 from thinkserve.platform import database, keys
 from thinkserve.platform.billing import Price
-from thinkserve.platform.journal import Entry, Journal, orphans, read_entries
+from thinkserve.platform.journal import Journal, encode, orphans, read_records
 from thinkserve.platform.limits import Limits
+from thinkserve.platform.metering import UsageRecord
 from thinkserve.platform.store import Store
-from thinkserve.platform.writer import replay_orphans
+from thinkserve.platform.usage_writer import replay_orphans
 
 PRICES = {"m": Price(input=Decimal(1), output=Decimal(2), thinking_output=Decimal(4))}
 
 
-def entry(n: int, *, key_id: str = "key_x", model: str = "m", out: int = 100, reasoning: int = 0) -> Entry:
-    return Entry(
+def entry(
+    n: int, *, key_id: str = "key_x", model: str = "m", out: int = 100, reasoning: int = 0
+) -> UsageRecord:
+    return UsageRecord(
         id=f"{n:032x}",
         key_id=key_id,
         workspace="ws",
@@ -108,7 +111,7 @@ def test_journal_segments_rotate_and_orphans_are_found(tmp_path: Path) -> None:
     journal.close()
     found = list(orphans(folder))
     try:
-        entries = [e for _, fd in found for e in read_entries(fd)]
+        entries = [e for _, fd in found for e in read_records(fd)]
     finally:
         for _, fd in found:
             os.close(fd)
@@ -119,10 +122,10 @@ def test_torn_journal_line_is_skipped(tmp_path: Path) -> None:
     folder = tmp_path / "journal"
     folder.mkdir()
     path = folder / "usage-1-aaaaaa-000001.jsonl"
-    path.write_bytes(entry(1).to_line() + entry(2).to_line()[:30])
+    path.write_bytes(encode(entry(1)) + encode(entry(2))[:30])
     [(_, fd)] = list(orphans(folder))
     try:
-        assert [e.id for e in read_entries(fd)] == [entry(1).id]
+        assert [e.id for e in read_records(fd)] == [entry(1).id]
     finally:
         os.close(fd)
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from thinkserve.catalogue.spec import load_catalogue
 from thinkserve.cli import _ensure_key
 from thinkserve.config import load_settings
-from thinkserve.models.catalogue import ConfigError, load_catalogue
+from thinkserve.core.errors import ConfigError
 
 SEED_NAMES = """
 qwen3-max-preview qwen-plus qwen-plus-latest qwen-plus-2025-04-28 qwen-flash qwen-flash-2025-07-28

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from thinkserve.config import load_settings
+from thinkserve.core.errors import ConfigError
 from thinkserve.engine.fake.settings import FakeSettings
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.registry import KINDS, model_file, settings_from_table
-from thinkserve.models.catalogue import ConfigError
 
 
 def test_every_kind_is_in_the_table() -> None:

@@ -1,11 +1,20 @@
 """One exception type per failure; each dialect renders them (imports nothing from thinkserve).
 
 Messages are Model Studio's own where it has one, so that client code matching on them keeps working.
+``ConfigError`` is the one error no client sees: the server refuses to start with it.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+
+
+class ConfigError(ValueError):
+    """The catalogue, a config file or a flag is invalid (the server refuses to start).
+
+    Raised by every layer that reads settings (catalogue, config, engine registry, platform
+    parsers), so it lives at the bottom of the import graph.
+    """
 
 
 class ErrorKind(Enum):

@@ -1,7 +1,10 @@
-"""What the generation service yields: a stream of deltas ending in exactly one ``Finished``."""
+"""What the generation service yields: a stream of deltas ending in exactly one ``Finished``;
+and ``Collected``, the same stream folded for a non-streaming response (imports core).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from thinkserve.core.types import FinishReason, Usage
@@ -34,3 +37,26 @@ class Finished:
 
 
 Event = ReasoningDelta | AnswerDelta | Finished
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """A whole response, folded from the stream."""
+
+    reasoning: str
+    answer: str
+    finished: Finished
+
+
+async def fold(events: AsyncIterator[Event]) -> Collected:
+    """The non-streaming response: the same stream, folded."""
+    reasoning: list[str] = []
+    answer: list[str] = []
+    async for event in events:
+        if isinstance(event, ReasoningDelta):
+            reasoning.append(event.text)
+        elif isinstance(event, AnswerDelta):
+            answer.append(event.text)
+        else:
+            return Collected("".join(reasoning), "".join(answer), event)
+    raise AssertionError("stream ended without Finished")

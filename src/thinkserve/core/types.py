@@ -7,9 +7,12 @@ Wire names (``reasoning_content``, ``prompt_tokens`` ...) never appear here: eac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
+"""Why a generation ended, written to the wire as is: ``stop`` (end of generation or a stop string),
+``length`` (``max_tokens`` or the context), ``tool_calls`` (the model called tools; no stage emits
+it yet, the tool-call detector will)."""
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -65,3 +68,18 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class ThinkingDecision(Protocol):
+    """What the service decided about a request's thinking, which a dialect's output shape may
+    depend on (DashScope's ``result_format`` and ``incremental_output`` defaults)."""
+
+    @property
+    def thinking(self) -> bool:
+        """The request runs in thinking mode."""
+        ...
+
+    @property
+    def thinks_by_default(self) -> bool:
+        """The model would think had the request not said."""
+        ...

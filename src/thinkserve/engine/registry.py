@@ -22,11 +22,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from thinkserve.core.errors import ConfigError
+from thinkserve.default_model import default_model_path
 from thinkserve.engine.fake.settings import FakeSettings
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.protocol import Engine, Tokenizer
-from thinkserve.models.catalogue import ConfigError
-from thinkserve.models.default import default_model_path
 
 #: A config value's type, or the strings it may be.
 KeyType = type | tuple[str, ...]

@@ -1,1 +1,1 @@
-"""Prometheus metrics of the server (imports platform.gate)."""
+"""Prometheus metrics of the server (imports core; fed by platform metering through an interface)."""

@@ -1,6 +1,7 @@
-"""Prometheus metrics, one registry per app (imports platform.gate, engine.protocol).
+"""Prometheus metrics, one registry per app (imports core, engine.protocol).
 
-Request metrics are fed by the platform gate (``observe`` per usage record); engine gauges are read
+Request metrics are fed by platform metering whichever gate runs (the methods of
+``platform.metering.MeteringObserver``, called by ``ObservedGate``); engine gauges are read
 at scrape time from each engine's ``snapshot()`` (``engine.protocol.EngineStats``; the KV gauges
 only for engines with a KV cache).
 Served at ``GET /metrics`` in the text format::
@@ -19,8 +20,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from thinkserve.core.types import Usage
 from thinkserve.engine.protocol import Engine
-from thinkserve.platform.gate import UsageRecord
 
 _LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
@@ -80,21 +81,34 @@ class Metrics:
             "thinkserve_usage_backlog", "Usage records journaled and not yet in SQL.", registry=r
         )
 
-    def observe(self, record: UsageRecord) -> None:
-        model = record.model
-        self.requests.labels(model, record.status, "thinking" if record.thinking else "non-thinking").inc()
-        u = record.usage
+    def admitted(self, model: str) -> None:
+        self.in_flight.labels(model).inc()
+
+    def released(self, model: str) -> None:
+        self.in_flight.labels(model).dec()
+
+    def refused(self, model: str, code: str) -> None:
+        self.rejected.labels(model, code).inc()
+
+    def finished(
+        self, model: str, status: str, thinking: bool, usage: Usage, ttft_s: float | None, duration_s: float
+    ) -> None:
+        self.requests.labels(model, status, "thinking" if thinking else "non-thinking").inc()
+        u = usage
         tokens = self.tokens
         tokens.labels(model, "input").inc(u.prompt_tokens)
         tokens.labels(model, "cached").inc(u.cached_tokens)
         tokens.labels(model, "output").inc(u.completion_tokens)
         tokens.labels(model, "reasoning").inc(u.reasoning_tokens)
-        self.duration.labels(model).observe(record.duration_s)
-        if record.ttft_s is not None:
-            self.ttft.labels(model).observe(record.ttft_s)
+        self.duration.labels(model).observe(duration_s)
+        if ttft_s is not None:
+            self.ttft.labels(model).observe(ttft_s)
             if u.completion_tokens > 1:
-                gap = (record.duration_s - record.ttft_s) / (u.completion_tokens - 1)
+                gap = (duration_s - ttft_s) / (u.completion_tokens - 1)
                 self.per_token.labels(model).observe(max(gap, 0.0))
+
+    def backlog(self, records: int) -> None:
+        self.usage_backlog.set(records)
 
     def watch_engines(self, source: EngineSource) -> None:
         self.registry.register(_EngineCollector(source))

@@ -1,5 +1,5 @@
-"""The append-only usage journal: a record is safe once written here (imports nothing from
-thinkserve).
+"""The append-only usage journal: a record is safe once written here (imports
+platform.metering).
 
 Each server process appends to its own segment files, ``<data_dir>/journal/usage-<pid>-<n>.jsonl``,
 holding an exclusive ``flock`` on them while it lives. One JSON object a line::
@@ -20,72 +20,56 @@ import logging
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from thinkserve.platform.metering import UsageRecord
+
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One request's usage, as journaled and stored."""
-
-    id: str
-    key_id: str
-    workspace: str | None
-    model: str
-    thinking: bool
-    status: str
-    input_tokens: int
-    cached_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
-    ttft_ms: float | None
-    duration_ms: float
-    at: float
-
-    def to_line(self) -> bytes:
-        return (
-            orjson.dumps(
-                {
-                    "id": self.id,
-                    "key": self.key_id,
-                    "ws": self.workspace,
-                    "model": self.model,
-                    "think": self.thinking,
-                    "status": self.status,
-                    "in": self.input_tokens,
-                    "cached": self.cached_tokens,
-                    "out": self.output_tokens,
-                    "reason": self.reasoning_tokens,
-                    "ttft": self.ttft_ms,
-                    "dur": self.duration_ms,
-                    "at": self.at,
-                }
-            )
-            + b"\n"
+def encode(record: UsageRecord) -> bytes:
+    """One journal line (the ``cost_nano`` of a record is not journaled: SQL bills it)."""
+    return (
+        orjson.dumps(
+            {
+                "id": record.id,
+                "key": record.key_id,
+                "ws": record.workspace,
+                "model": record.model,
+                "think": record.thinking,
+                "status": record.status,
+                "in": record.input_tokens,
+                "cached": record.cached_tokens,
+                "out": record.output_tokens,
+                "reason": record.reasoning_tokens,
+                "ttft": record.ttft_ms,
+                "dur": record.duration_ms,
+                "at": record.at,
+            }
         )
+        + b"\n"
+    )
 
-    @staticmethod
-    def from_line(line: bytes) -> Entry:
-        d = orjson.loads(line)
-        return Entry(
-            id=d["id"],
-            key_id=d["key"],
-            workspace=d["ws"],
-            model=d["model"],
-            thinking=d["think"],
-            status=d["status"],
-            input_tokens=d["in"],
-            cached_tokens=d["cached"],
-            output_tokens=d["out"],
-            reasoning_tokens=d["reason"],
-            ttft_ms=d["ttft"],
-            duration_ms=d["dur"],
-            at=d["at"],
-        )
+
+def decode(line: bytes) -> UsageRecord:
+    d = orjson.loads(line)
+    return UsageRecord(
+        id=d["id"],
+        key_id=d["key"],
+        workspace=d["ws"],
+        model=d["model"],
+        thinking=d["think"],
+        status=d["status"],
+        input_tokens=d["in"],
+        cached_tokens=d["cached"],
+        output_tokens=d["out"],
+        reasoning_tokens=d["reason"],
+        ttft_ms=d["ttft"],
+        duration_ms=d["dur"],
+        at=d["at"],
+    )
 
 
 class Segment:
@@ -141,9 +125,9 @@ class Journal:
         self._n += 1
         return Segment(self.folder / f"{self._stem}-{self._n:06d}.jsonl")
 
-    def append(self, entry: Entry) -> Segment:
+    def append(self, record: UsageRecord) -> Segment:
         segment = self.current
-        segment.append(entry.to_line())
+        segment.append(encode(record))
         if segment.size >= self._max:
             self._old.append(segment)
             self.current = self._open()
@@ -187,16 +171,16 @@ def orphans(folder: Path) -> Iterator[tuple[Path, int]]:
         yield path, fd
 
 
-def read_entries(fd: int) -> list[Entry]:
+def read_records(fd: int) -> list[UsageRecord]:
     """The records of a segment; a torn last line (a machine crash mid-write) is skipped."""
     with os.fdopen(os.dup(fd), "rb") as f:
         data = f.read()
-    out: list[Entry] = []
+    out: list[UsageRecord] = []
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            out.append(Entry.from_line(line))
+            out.append(decode(line))
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("journal line %d is damaged; skipped", number)
     return out

@@ -1,6 +1,7 @@
-"""API keys: the secret, its stored digest and the key's settings (imports nothing from thinkserve).
+"""API keys: the secret, its stored digest and the key's settings (imports platform.limits).
 
-A key looks like ``sk-<48 hex>``; only its SHA-256 digest is stored. The secret is shown once, when
+A key looks like ``sk-<48 hex>`` and comes as ``Authorization: Bearer sk-…``; only its SHA-256
+digest is stored. The secret is shown once, when
 the key is created. Keys are random 192-bit strings, so a fast hash is enough (no password
 stretching needed), and the digest is compared with ``hmac.compare_digest``.
 """
@@ -14,6 +15,16 @@ import time
 from dataclasses import dataclass, field
 
 from thinkserve.platform.limits import Limits
+
+
+def parse_bearer(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header; None when there is none."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def new_secret() -> str:

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from thinkserve.platform.billing import to_money
-from thinkserve.platform.store import Store, UsageRow
+from thinkserve.platform.metering import UsageRecord
+from thinkserve.platform.store import Store
 
 GROUPS = ("key", "workspace", "mode")
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
@@ -71,7 +72,7 @@ def percentile(values: list[float], p: float) -> float | None:
     return round(values[max(0, math.ceil(p / 100 * len(values)) - 1)], 3)
 
 
-def _group_of(row: UsageRow, by: Collection[str]) -> dict[str, str | None]:
+def _group_of(row: UsageRecord, by: Collection[str]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     if "key" in by:
         out["key"] = row.key_id
@@ -82,7 +83,7 @@ def _group_of(row: UsageRow, by: Collection[str]) -> dict[str, str | None]:
     return out
 
 
-def aggregate(rows: Iterable[UsageRow], by: Collection[str] = ()) -> list[Hourly]:
+def aggregate(rows: Iterable[UsageRecord], by: Collection[str] = ()) -> list[Hourly]:
     """Rows -> one ``Hourly`` per hour, model and requested group, sorted by hour then model."""
     unknown = set(by) - set(GROUPS)
     if unknown:

@@ -8,7 +8,6 @@ processes sharing the database never give the same free tokens twice.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, tuple_
@@ -18,29 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from thinkserve.platform import database
 from thinkserve.platform.billing import Price, after_free_quota, charge
-from thinkserve.platform.journal import Entry
 from thinkserve.platform.keys import ApiKey
 from thinkserve.platform.limits import Limits
+from thinkserve.platform.metering import UsageRecord
 from thinkserve.platform.schema import api_keys, key_totals, usage
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    """One stored record, as reports read it."""
-
-    hour: int
-    model: str
-    key_id: str
-    workspace: str | None
-    thinking: bool
-    status: str
-    input_tokens: int
-    cached_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
-    cost_nano: int
-    ttft_ms: float | None
-    duration_ms: float
 
 
 def _key_values(key: ApiKey) -> dict[str, Any]:
@@ -140,24 +120,24 @@ class Store:
     # -- usage ----------------------------------------------------------------------------------
 
     async def write(
-        self, entries: Sequence[Entry], prices: Mapping[str, Price], *, check_stored: bool = True
+        self, records: Sequence[UsageRecord], prices: Mapping[str, Price], *, check_stored: bool = True
     ) -> dict[str, int]:
-        """Store and bill ``entries``, skipping ids already stored (``check_stored=False``: the
+        """Store and bill ``records``, skipping ids already stored (``check_stored=False``: the
         caller knows none is, as for fresh records); returns the cost added per key."""
-        if not entries:
+        if not records:
             return {}
-        pairs = sorted({(e.key_id, e.model) for e in entries})
+        pairs = sorted({(r.key_id, r.model) for r in records})
         async with self.engine.begin() as conn:
             # A write first: SQLite then holds its write lock for the whole transaction.
             await conn.execute(
                 _insert_ignore(conn, key_totals),
                 [{"key_id": k, "model": m, "calls": 0, "tokens": 0, "cost_nano": 0} for k, m in pairs],
             )
-            fresh = list(entries)
+            fresh = list(records)
             if check_stored:
-                ids = [e.id for e in entries]
+                ids = [r.id for r in records]
                 stored = set((await conn.execute(select(usage.c.id).where(usage.c.id.in_(ids)))).scalars())
-                fresh = [e for e in entries if e.id not in stored]
+                fresh = [r for r in records if r.id not in stored]
                 if not fresh:
                     return {}
             totals_query = (
@@ -189,23 +169,24 @@ class Store:
 
     async def rows(
         self, since: float, until: float | None = None, *, model: str | None = None, key_id: str | None = None
-    ) -> list[UsageRow]:
-        """Records of the hours from ``since``'s hour up to (excluding) ``until``."""
+    ) -> list[UsageRecord]:
+        """Records of the hours from ``since``'s hour up to (excluding) ``until``, billed."""
         c = usage.c
         query = select(
-            c.hour,
-            c.model,
+            c.id,
             c.key_id,
             c.workspace,
+            c.model,
             c.thinking,
             c.status,
             c.input_tokens,
             c.cached_tokens,
             c.output_tokens,
             c.reasoning_tokens,
-            c.cost_nano,
             c.ttft_ms,
             c.duration_ms,
+            c.finished_at.label("at"),
+            c.cost_nano,
         ).where(c.hour >= int(since // 3600 * 3600))
         if until is not None:
             query = query.where(c.finished_at < until)
@@ -214,11 +195,12 @@ class Store:
         if key_id is not None:
             query = query.where(c.key_id == key_id)
         async with self.engine.connect() as conn:
-            return [UsageRow(**row._mapping) for row in await conn.execute(query.order_by(c.hour, c.model))]
+            rows = await conn.execute(query.order_by(c.hour, c.model))
+            return [UsageRecord(**row._mapping) for row in rows]
 
 
 def _bill(
-    entries: Sequence[Entry],
+    records: Sequence[UsageRecord],
     prices: Mapping[str, Price],
     used: dict[tuple[str, str], int],
     quotas: Mapping[str, int | None],
@@ -226,7 +208,7 @@ def _bill(
     """Usage rows and, per (key, model), (calls, tokens, billed nano) to add to the totals."""
     rows: list[dict[str, Any]] = []
     added: dict[tuple[str, str], tuple[int, int, int]] = {}
-    for e in sorted(entries, key=lambda e: e.at):
+    for e in sorted(records, key=lambda r: r.at):
         pair = (e.key_id, e.model)
         listed = charge(
             prices.get(e.model),
@@ -261,7 +243,7 @@ def _bill(
                 "ttft_ms": e.ttft_ms,
                 "duration_ms": e.duration_ms,
                 "finished_at": e.at,
-                "hour": int(e.at // 3600 * 3600),
+                "hour": e.hour,
             }
         )
     return rows, added

@@ -1,5 +1,7 @@
 """How one model file turns messages into a prompt and how its output is split (imports core, engine).
 
+The thinking budget built on top of it (checkpoint, injected text) is ``thinking.budget``.
+
 Two cases, told apart by the chat template in the model file:
 
 - **native thinking** (Qwen3, QwQ, DeepSeek-R1 distills...): the template knows ``<think>``; it is
@@ -24,15 +26,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from thinkserve.core.errors import InvalidParameter
 from thinkserve.core.types import Message
-from thinkserve.engine.protocol import Checkpoint, Tokenizer
+from thinkserve.engine.protocol import Tokenizer
 from thinkserve.thinking.parser import THINK_END, THINK_START, Splitter, TextSplitter, TokenSplitter
 
-# The stop-thinking instruction of the Qwen3 technical report (section 4.3), appended at the budget.
-EARLY_STOP = (
-    "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking "
-    "directly now.\n</think>\n\n"
-)
-# Closes a think block that a prompted model tried to end without closing.
+# Closes a think block: an always-opened one when thinking is off, and (thinking.budget) one that a
+# prompted model tried to end without closing.
 CLOSE_THINK = "\n</think>\n\n"
 
 # Small instruct models follow a literal format far better than a description of one.
@@ -64,7 +62,7 @@ def _raise(message: str) -> None:
 
 
 class ChatFormat:
-    """Renders prompts for one tokenizer and builds the matching splitter and checkpoint."""
+    """Renders prompts for one tokenizer and builds the matching splitter."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self._tok = tokenizer
@@ -79,8 +77,10 @@ class ChatFormat:
         self.start_id = start
         self.end_id = end
         self.token_level = start is not None and end is not None
-        self._early_stop = tokenizer.encode(EARLY_STOP, special=True)
-        self._close = tokenizer.encode(CLOSE_THINK, special=True)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self._tok
 
     @property
     def prompted(self) -> bool:
@@ -131,20 +131,6 @@ class ChatFormat:
             assert self.start_id is not None and self.end_id is not None
             return TokenSplitter(self.start_id, self.end_id, in_reasoning=prompt.opened)
         return TextSplitter(in_reasoning=prompt.opened)
-
-    def checkpoint(self, prompt: Prompt, budget: int) -> Checkpoint:
-        """Pause when reasoning reaches ``budget`` tokens (and, prompted, when it ends unclosed)."""
-        # A model that writes its own opening tag spends one sampled token on it.
-        limit = budget if prompt.opened or not self.token_level else budget + 1
-        if self.token_level:
-            return Checkpoint(limit=limit, until_token=self.end_id, on_end=self.prompted)
-        return Checkpoint(limit=limit, until_text=THINK_END, on_end=self.prompted)
-
-    def early_stop_tokens(self) -> list[int]:
-        return list(self._early_stop)
-
-    def close_tokens(self) -> list[int]:
-        return list(self._close)
 
     def is_tag(self, token: int) -> bool:
         return token == self.start_id or token == self.end_id

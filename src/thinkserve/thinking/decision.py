@@ -1,4 +1,6 @@
-"""Per-request thinking decisions from the catalogue's rules (imports core, models).
+"""Whether a request thinks, from the catalogue's rules (imports core, catalogue).
+
+How much it may think is ``thinking.budget``.
 
 Messages are Model Studio's own, so code matching on them behaves the same against the cloud.
 """
@@ -8,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from thinkserve.catalogue.spec import ModelSpec
 from thinkserve.core.errors import InvalidParameter
 from thinkserve.core.types import ChatRequest, Message
-from thinkserve.models.catalogue import ModelSpec
 
 _DIRECTIVE = re.compile(r"/(no_)?think\b")
 
@@ -45,24 +47,3 @@ def decide_thinking(spec: ModelSpec, request: ChatRequest) -> bool:
         message = STREAM_ONLY if spec.mode == "thinking_only" else NON_STREAM_THINKING
         raise InvalidParameter(message, param="stream")
     return thinking
-
-
-def thinking_budget(spec: ModelSpec, request: ChatRequest) -> int:
-    """The reasoning cap: the request's ``thinking_budget`` or the model's maximum."""
-    budget = request.thinking_budget
-    if budget is None:
-        return spec.max_cot
-    if budget < 1 or budget > spec.max_cot:
-        raise InvalidParameter(
-            f"The thinking_budget parameter must be a positive integer and not greater than {spec.max_cot}",
-            param="thinking_budget",
-        )
-    return budget
-
-
-def max_tokens(spec: ModelSpec, request: ChatRequest) -> int | None:
-    """The validated ``max_tokens`` (None when absent)."""
-    value = request.max_tokens
-    if value is not None and not 1 <= value <= spec.max_output:
-        raise InvalidParameter(f"Range of max_tokens should be [1, {spec.max_output}]", param="max_tokens")
-    return value

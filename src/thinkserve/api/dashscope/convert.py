@@ -33,11 +33,11 @@ from typing import Any
 
 import orjson
 
-from thinkserve.api import params
+from thinkserve.api import body, params
 from thinkserve.api.dashscope import schemas
 from thinkserve.core.errors import ErrorKind, InvalidParameter, ThinkserveError
-from thinkserve.core.types import ChatRequest, Message, Usage
-from thinkserve.service import Collected, Plan
+from thinkserve.core.events import Collected
+from thinkserve.core.types import ChatRequest, Message, ThinkingDecision, Usage
 
 INCREMENTAL_WITH_THINKING = 'The incremental_output parameter must be "true" when enable_thinking is true'
 
@@ -79,9 +79,9 @@ class Shape:
     incremental: bool
 
 
-def parse_request(body: bytes, *, sse: bool) -> Parsed:
+def parse_request(raw: bytes, *, sse: bool) -> Parsed:
     """Body bytes -> ``Parsed``; ``sse``: the headers asked for a stream. Raises ``InvalidParameter``."""
-    wire = params.parse_body(body, schemas.GenerationRequest)
+    wire = body.parse_body(raw, schemas.GenerationRequest)
     return to_parsed(wire, sse=sse)
 
 
@@ -93,8 +93,8 @@ def _text_of(message: schemas.Message, index: int) -> str:
             (p.type or ("text" if p.text is not None else next(iter(p.model_extra or {}), "empty")), p.text)
             for p in content
         ]
-        return params.message_text(parts, assistant=message.role == "assistant", index=index)
-    return params.message_text(content, assistant=message.role == "assistant", index=index)
+        return body.message_text(parts, assistant=message.role == "assistant", index=index)
+    return body.message_text(content, assistant=message.role == "assistant", index=index)
 
 
 def _messages(wire: schemas.Input) -> tuple[Message, ...]:
@@ -175,22 +175,23 @@ def to_parsed(wire: schemas.GenerationRequest, *, sse: bool) -> Parsed:
     return Parsed(chat, p.result_format, p.incremental_output)
 
 
-def shape(parsed: Parsed, plan: Plan) -> Shape:
-    """The output shape, once ``service.prepare`` has decided whether the request thinks.
+def shape(parsed: Parsed, decision: ThinkingDecision) -> Shape:
+    """The output shape, once the service has decided whether the request thinks.
 
     Model Studio: ``result_format`` defaults to ``text``, but to ``message`` for the models that think by
     default (QwQ, open-source Qwen3, thinking-only), and thinking mode answers only as ``message`` (the
     ``text`` shape has no place for the reasoning). ``incremental_output`` defaults to false, but thinking
     mode supports only true: true is its default there and an explicit false is refused.
     """
-    by_default = plan.spec.thinks_by_default()
+    by_default = decision.thinks_by_default
     fmt = parsed.result_format or ("message" if by_default else "text")
     incremental = parsed.incremental_output
     if incremental is None:
-        incremental = plan.thinking or by_default
-    if plan.request.stream and not incremental and (plan.thinking or plan.request.enable_thinking):
+        incremental = decision.thinking or by_default
+    chat = parsed.chat
+    if chat.stream and not incremental and (decision.thinking or chat.enable_thinking):
         raise InvalidParameter(INCREMENTAL_WITH_THINKING, param="incremental_output")
-    return Shape(message=plan.thinking or fmt == "message", incremental=incremental)
+    return Shape(message=decision.thinking or fmt == "message", incremental=incremental)
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:

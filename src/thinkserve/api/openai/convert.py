@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from thinkserve.api import params
+from thinkserve.api import body, params
 from thinkserve.api.openai import schemas
 from thinkserve.core.errors import (
     Arrearage,
@@ -26,13 +26,13 @@ from thinkserve.core.errors import (
     RateLimited,
     ThinkserveError,
 )
+from thinkserve.core.events import Collected
 from thinkserve.core.types import ChatRequest, Message, Usage
-from thinkserve.service import Collected
 
 
-def parse_request(body: bytes) -> tuple[ChatRequest, bool]:
+def parse_request(raw: bytes) -> tuple[ChatRequest, bool]:
     """Body bytes -> (request, include_usage); raises ``InvalidParameter`` on any bad input."""
-    wire = params.parse_body(body, schemas.ChatCompletionRequest)
+    wire = body.parse_body(raw, schemas.ChatCompletionRequest)
     return to_chat_request(wire), bool(wire.stream_options and wire.stream_options.include_usage)
 
 
@@ -40,8 +40,8 @@ def _text_of(message: schemas.ChatMessage, index: int) -> str:
     content = message.content
     if content is not None and not isinstance(content, str):
         parts = [(p.type, p.text) for p in content]
-        return params.message_text(parts, assistant=message.role == "assistant", index=index)
-    return params.message_text(content, assistant=message.role == "assistant", index=index)
+        return body.message_text(parts, assistant=message.role == "assistant", index=index)
+    return body.message_text(content, assistant=message.role == "assistant", index=index)
 
 
 def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:

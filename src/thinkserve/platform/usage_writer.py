@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from thinkserve.platform.billing import Price
-from thinkserve.platform.journal import Entry, Journal, Segment, orphans, read_entries
+from thinkserve.platform.journal import Journal, Segment, encode, orphans, read_records
+from thinkserve.platform.metering import UsageRecord
 from thinkserve.platform.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,19 +32,21 @@ async def replay_orphans(store: Store, folder: Path, prices: Mapping[str, Price]
     count = 0
     for path, fd in orphans(folder):
         try:
-            entries = read_entries(fd)
-            for start in range(0, len(entries), BATCH):
-                await store.write(entries[start : start + BATCH], prices)
+            records = read_records(fd)
+            for start in range(0, len(records), BATCH):
+                await store.write(records[start : start + BATCH], prices)
             path.unlink(missing_ok=True)
-            count += len(entries)
-            if entries:
-                log.info("replayed %d usage records from %s", len(entries), path.name)
+            count += len(records)
+            if records:
+                log.info("replayed %d usage records from %s", len(records), path.name)
         finally:
             os.close(fd)
     return count
 
 
 class UsageWriter:
+    """The journal of this process and the task that moves its records into SQL."""
+
     def __init__(
         self,
         store: Store,
@@ -61,7 +64,7 @@ class UsageWriter:
         self._on_commit = on_commit
         self._scan_every = orphan_scan_s
         self._journal = Journal(journal_dir)
-        self._queue: list[tuple[Entry, Segment]] = []
+        self._queue: list[tuple[UsageRecord, Segment]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -75,14 +78,14 @@ class UsageWriter:
         await replay_orphans(self._store, self._dir, self._prices)
         self._task = asyncio.create_task(self._run(), name="thinkserve-usage-writer")
 
-    def submit(self, entry: Entry) -> None:
-        """Journal ``entry`` now (synchronously) and queue it for SQL."""
+    def submit(self, record: UsageRecord) -> None:
+        """Journal ``record`` now (synchronously) and queue it for SQL."""
         if self._closed:
             # A stream that outlived the shutdown: keep its record in the log at least.
-            log.error("usage record after shutdown, not stored: %s", entry.to_line().decode().strip())
+            log.error("usage record after shutdown, not stored: %s", encode(record).decode().strip())
             return
-        segment = self._journal.append(entry)
-        self._queue.append((entry, segment))
+        segment = self._journal.append(record)
+        self._queue.append((record, segment))
         self._idle.clear()
         self._wake.set()
 
@@ -119,8 +122,8 @@ class UsageWriter:
             try:
                 if batch:
                     # After a failure the batch may have been committed after all: skip stored ids.
-                    entries = [entry for entry, _ in batch]
-                    added = await self._store.write(entries, self._prices, check_stored=retrying)
+                    records = [record for record, _ in batch]
+                    added = await self._store.write(records, self._prices, check_stored=retrying)
                 if time.monotonic() - last_scan > self._scan_every:
                     last_scan = time.monotonic()
                     await replay_orphans(self._store, self._dir, self._prices)

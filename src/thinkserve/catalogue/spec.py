@@ -1,6 +1,6 @@
-"""The model catalogue: which names are served, and how each one thinks (imports core only).
+"""The catalogue of served names: which names are served, and how each one thinks (imports core).
 
-The data lives in ``catalogue.toml`` beside this module; a config file may override any field of
+The data lives in ``models.toml`` beside this module; a config file may override any field of
 any name and add new names (see ``config.py``).
 """
 
@@ -11,11 +11,9 @@ from dataclasses import dataclass, fields, replace
 from importlib import resources
 from typing import Any, Literal
 
+from thinkserve.core.errors import ConfigError
+
 Mode = Literal["hybrid", "thinking_only"]
-
-
-class ConfigError(ValueError):
-    """The catalogue or a config file is invalid (the server refuses to start)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +65,7 @@ def spec_from_table(name: str, table: dict[str, Any], base: ModelSpec | None = N
 
 def load_catalogue() -> dict[str, ModelSpec]:
     """The built-in catalogue, name -> spec."""
-    text = resources.files("thinkserve.models").joinpath("catalogue.toml").read_text("utf-8")
+    text = resources.files("thinkserve.catalogue").joinpath("models.toml").read_text("utf-8")
     data = tomllib.loads(text)
     defaults = data.get("defaults", {})
     return {

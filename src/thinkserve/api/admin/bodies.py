@@ -1,0 +1,85 @@
+"""The admin API's own bodies: the new-key request and the error body (imports api, core, platform).
+
+A new key (every field but ``name`` optional; counts >= 0; ``spend_limit`` an amount)::
+
+    {"name": "ci", "workspace": "ws1", "rpm": 60, "tpm": 100000, "rps": 1, "tps": 1667,
+     "concurrency": 4, "quota_tokens": 1000000, "spend_limit": "25.00", "admin": false}
+
+An error, in the shape of the OpenAI-compatible API, with Model Studio's native code for access
+errors::
+
+    {"error": {"message": "This API key may not use the admin API.", "type": "AccessDenied",
+               "param": null, "code": "AccessDenied"}, "request_id": "5f0c…"}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from thinkserve.api.errors import status_of
+from thinkserve.api.http import json_response
+from thinkserve.core.errors import ErrorKind, Forbidden, InvalidParameter, ThinkserveError
+from thinkserve.platform.administration import new_key
+from thinkserve.platform.billing import PriceError
+from thinkserve.platform.keys import ApiKey
+from thinkserve.platform.limits import Limits
+
+_INTS = ("rpm", "tpm", "rps", "tps", "concurrency", "quota_tokens")
+
+_CODES = {
+    ErrorKind.INVALID_PARAMETER: ("invalid_request_error", "invalid_parameter_error"),
+    ErrorKind.INVALID_API_KEY: ("invalid_request_error", "invalid_api_key"),
+    ErrorKind.FORBIDDEN: ("invalid_request_error", "access_denied"),
+    ErrorKind.MODEL_NOT_FOUND: ("invalid_request_error", "model_not_found"),
+    ErrorKind.NOT_FOUND: ("invalid_request_error", "not_found"),
+    ErrorKind.METHOD_NOT_ALLOWED: ("invalid_request_error", "method_not_allowed"),
+    ErrorKind.TOO_LARGE: ("invalid_request_error", "request_too_large"),
+    ErrorKind.RATE_LIMITED: ("requests", "limit_requests"),
+    ErrorKind.OVERLOADED: ("service_unavailable_error", "service_unavailable"),
+    ErrorKind.INTERNAL: ("internal_error", "internal_error"),
+}
+
+
+def error_response(error: ThinkserveError, request_id: str) -> Response:
+    kind, code = _CODES[error.kind]
+    if isinstance(error, Forbidden):
+        kind = code = error.code
+    body = {
+        "error": {"message": error.message, "type": kind, "param": error.param, "code": code},
+        "request_id": request_id,
+    }
+    return json_response(body, status_of(error))
+
+
+def parse_new_key(body: bytes) -> tuple[ApiKey, str]:
+    """The key a ``POST /admin/v1/keys`` body asks for, and its secret; raises ``InvalidParameter``."""
+    try:
+        raw: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidParameter(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"].strip():
+        raise InvalidParameter("name is required", param="name")
+    unknown = set(raw) - {"name", "workspace", "admin", "spend_limit", *_INTS}
+    if unknown:
+        raise InvalidParameter(f"unknown field(s) {sorted(unknown)}")
+    for name in _INTS:
+        value = raw.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InvalidParameter(f"{name} must be a count >= 0", param=name)
+    workspace = raw.get("workspace")
+    if workspace is not None and not isinstance(workspace, str):
+        raise InvalidParameter("workspace must be a string", param="workspace")
+    try:
+        return new_key(
+            raw["name"].strip(),
+            workspace=workspace,
+            admin=bool(raw.get("admin", False)),
+            limits=Limits(*(raw.get(n) for n in _INTS[:5])),
+            quota_tokens=raw.get("quota_tokens"),
+            spend_limit=raw.get("spend_limit"),
+        )
+    except PriceError as exc:
+        raise InvalidParameter(str(exc), param="spend_limit") from exc

@@ -1,0 +1,106 @@
+"""Admin JSON API and ``/metrics`` (imports api, platform, monitor).
+
+Every ``/admin/v1`` route needs an admin key (``Authorization: Bearer``) and a gate with admin
+operations (``platform.port.Administration``; else 404)::
+
+    GET    /admin/v1/usage?since=24h&until=...&model=qwen-plus&key=key_1a2b&by=key,mode
+           -> {"object": "list", "data": [<one hour x model row, see platform.report>, ...]}
+    GET    /admin/v1/keys        -> {"object": "list", "data": [<a key, see platform.administration>]}
+    POST   /admin/v1/keys  {"name": "ci", "workspace": "ws1", "rpm": 60, "tpm": 100000,
+                            "quota_tokens": 1000000, "spend_limit": "25.00", "admin": false}
+           -> {"id": "key_…", "key": "sk-…", ...}   (the secret, shown this once)
+    DELETE /admin/v1/keys/{id}   -> {"id": "key_…", "revoked": true, "revoked_at": 1732560000.1}
+
+``GET /metrics`` is Prometheus's text format, without auth (it has no per-key labels).
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from thinkserve.api.admin.bodies import error_response, parse_new_key
+from thinkserve.api.app_state import AppState
+from thinkserve.api.http import json_response, new_request_id, read_body
+from thinkserve.core.errors import Forbidden, InvalidParameter, RouteNotFound, ThinkserveError
+from thinkserve.monitor.metrics import Metrics
+from thinkserve.platform import report
+from thinkserve.platform.administration import key_json
+from thinkserve.platform.port import Administration
+
+
+async def _admin(request: Request) -> Administration:
+    state: AppState = request.app.state.thinkserve
+    principal = await state.gate.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-dashscope-workspace")
+    )
+    if not principal.admin:
+        raise Forbidden("This API key may not use the admin API.")
+    admin = state.gate.administration()
+    if admin is None:
+        raise RouteNotFound("The admin API needs the platform store, which this server does not run.")
+    return admin
+
+
+async def usage(request: Request) -> Response:
+    try:
+        admin = await _admin(request)
+        q = request.query_params
+        try:
+            since = report.parse_time(q.get("since", "24h"))
+            until = report.parse_time(q["until"]) if "until" in q else None
+            by = [b for b in q.get("by", "").split(",") if b]
+            rows = await admin.usage(since, until, model=q.get("model"), key_id=q.get("key"), by=by)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from exc
+    except ThinkserveError as error:
+        return error_response(error, new_request_id())
+    return json_response({"object": "list", "data": [r.to_json() for r in rows]})
+
+
+async def list_keys(request: Request) -> Response:
+    try:
+        admin = await _admin(request)
+        keys = await admin.list_keys()
+    except ThinkserveError as error:
+        return error_response(error, new_request_id())
+    return json_response({"object": "list", "data": [key_json(k, spent) for k, spent in keys]})
+
+
+async def create_key(request: Request) -> Response:
+    try:
+        admin = await _admin(request)
+        key, secret = parse_new_key(await read_body(request, 64 * 1024))
+        await admin.create_key(key)
+    except ThinkserveError as error:
+        return error_response(error, new_request_id())
+    return json_response({**key_json(key), "key": secret}, 201)
+
+
+async def revoke_key(request: Request) -> Response:
+    try:
+        admin = await _admin(request)
+        key_id = request.path_params["key_id"]
+        if not await admin.revoke(key_id):
+            raise RouteNotFound(f"No active key {key_id!r}.")
+    except ThinkserveError as error:
+        return error_response(error, new_request_id())
+    return json_response({"id": key_id, "revoked": True, "revoked_at": time.time()})
+
+
+async def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type=registry.content_type)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/admin/v1/usage", usage, methods=["GET"]),
+        Route("/admin/v1/keys", list_keys, methods=["GET"]),
+        Route("/admin/v1/keys", create_key, methods=["POST"]),
+        Route("/admin/v1/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]

@@ -1,0 +1,1 @@
+"""The served model names and how each one thinks (imports core)."""

@@ -1,0 +1,34 @@
+"""The platform's slice of the server settings (imports platform.limits, platform.billing).
+
+``config.Settings.platform`` builds it from ``[server]``, ``[limits]`` and ``[prices]`` of the
+config file and the environment; the platform never reads ``config`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from thinkserve.platform.billing import Price
+from thinkserve.platform.limits import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSettings:
+    data_dir: Path
+    """Holds the SQLite file (when ``database_url`` is None) and the usage journal."""
+    bootstrap_keys: tuple[str, ...] = ()
+    """``THINKSERVE_API_KEYS`` / ``[server] api_keys``: admin keys with no limits of their own."""
+    database_url: str | None = None
+    """None: SQLite in ``data_dir`` (see ``platform.database``)."""
+    redis_url: str | None = None
+    """Shares rate limits across server processes; None: limits per process."""
+    limits: Mapping[str, Limits] = field(default_factory=dict)
+    """``[limits."MODEL"]``: per key and model; ``"*"`` for the rest (see ``platform.limits``)."""
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    """``[prices."MODEL"]``, per million tokens (see ``platform.billing``)."""
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"

@@ -1,0 +1,128 @@
+"""The stored-keys gate: keys, limits and usage in SQL; what ``thinkserve serve`` runs (imports core,
+platform).
+
+It puts together, one module each: who is calling (``key_cache``), the spending limit (``spend``),
+rate limits and concurrency (``throttle``), the usage journal and its SQL writer
+(``usage_writer``), and the admin operations over the store (``administration``). The bootstrap
+keys' requests pass the model limits of ``[limits]`` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Collection
+
+from thinkserve.platform.administration import keys_with_spend
+from thinkserve.platform.database import database_url
+from thinkserve.platform.key_cache import KeyCache
+from thinkserve.platform.keys import ApiKey
+from thinkserve.platform.limits import Limiter, LocalLimiter
+from thinkserve.platform.metering import MeteringObserver, UsageRecord
+from thinkserve.platform.port import Administration, Admission, Principal
+from thinkserve.platform.report import Hourly, hourly
+from thinkserve.platform.settings import PlatformSettings
+from thinkserve.platform.spend import SpendLimits
+from thinkserve.platform.store import Store
+from thinkserve.platform.throttle import Throttle
+from thinkserve.platform.usage_writer import UsageWriter
+
+
+class StoredKeys:
+    """Implements ``port.Gate`` and ``port.Administration`` over a ``Store`` and a ``Limiter``."""
+
+    def __init__(
+        self,
+        settings: PlatformSettings,
+        store: Store,
+        limiter: Limiter,
+        *,
+        observer: MeteringObserver | None = None,
+        key_ttl_s: float = 5.0,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.store = store
+        self._observer = observer
+        self._keys = KeyCache(store, settings.bootstrap_keys, ttl_s=key_ttl_s, size=cache_size)
+        self._spend = SpendLimits(store, ttl_s=key_ttl_s)
+        self._throttle = Throttle(limiter, settings.limits)
+        self.writer = UsageWriter(store, settings.journal_dir, settings.prices, on_commit=self._committed)
+
+    @classmethod
+    async def start(
+        cls, settings: PlatformSettings, *, observer: MeteringObserver | None = None
+    ) -> StoredKeys:
+        """Open the store (migrating it), connect the limiter, replay journals, start the writer."""
+        store = await Store.open(database_url(settings.database_url, settings.data_dir))
+        limiter: Limiter
+        if settings.redis_url:
+            from thinkserve.platform.redis_limiter import RedisLimiter
+
+            redis = RedisLimiter(settings.redis_url)
+            await redis.ping()
+            limiter = redis
+        else:
+            limiter = LocalLimiter()
+        gate = cls(settings, store, limiter, observer=observer)
+        await gate.writer.start()
+        return gate
+
+    async def aclose(self) -> None:
+        await self.writer.close()
+        await self._throttle.aclose()
+        await self.store.close()
+
+    # -- Gate -----------------------------------------------------------------------------------
+
+    async def authenticate(self, authorization: str | None, workspace: str | None) -> Principal:
+        return await self._keys.authenticate(authorization, workspace)
+
+    async def admit(self, principal: Principal, model: str, prompt_tokens: int) -> Admission:
+        key = self._keys.by_id(principal.key_id)
+        await self._spend.check(key)
+        return await self._throttle.admit(principal, key, model, prompt_tokens)
+
+    async def record(self, record: UsageRecord) -> None:
+        # Synchronous up to the journal write: safe even if the caller's task is being cancelled.
+        self.writer.submit(record)
+        self._report_backlog()
+        key_id = record.key_id
+        self._throttle.charge(key_id, self._keys.by_id(key_id), record.model, record.output_tokens)
+
+    def administration(self) -> Administration:
+        return self
+
+    # -- Administration -------------------------------------------------------------------------
+
+    async def create_key(self, key: ApiKey) -> None:
+        await self.store.add_key(key)
+
+    async def revoke(self, key_id: str) -> bool:
+        done = await self.store.revoke(key_id, time.time())
+        self._keys.forget()
+        return done
+
+    async def list_keys(self) -> list[tuple[ApiKey, int]]:
+        return await keys_with_spend(self.store)
+
+    async def usage(
+        self, since: float, until: float | None, *, model: str | None, key_id: str | None, by: Collection[str]
+    ) -> list[Hourly]:
+        # Show the requests that just finished; a store that is down must not hang the report.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self.flush()
+        return await hourly(self.store, since, until, model=model, key_id=key_id, by=by)
+
+    async def flush(self) -> None:
+        """Wait until every usage record so far is in SQL."""
+        await self.writer.flush()
+
+    def _committed(self, added: dict[str, int]) -> None:
+        self._spend.committed(added)
+        self._report_backlog()
+
+    def _report_backlog(self) -> None:
+        if self._observer is not None:
+            self._observer.backlog(self.writer.backlog)

@@ -1,0 +1,97 @@
+"""Rate limits and concurrency caps at admission (imports core, platform).
+
+Each request passes two scopes: its key (the key's own limits) and its key x model pair (the
+model's ``[limits]`` table, or ``"*"``), as Model Studio limits each account and model. Prompt
+tokens count at admission, output tokens once the request is recorded. Concurrency caps hold per
+server process; RPM/TPM/RPS/TPS hold across processes when the limiter is Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from thinkserve.core.errors import RateLimited
+from thinkserve.platform.keys import ApiKey
+from thinkserve.platform.limits import Check, Limiter, Limits, LocalLimiter, charges_for, checks_for
+from thinkserve.platform.port import Admission, Principal
+
+log = logging.getLogger(__name__)
+
+_NO_LIMITS = Limits()
+
+
+class Throttle:
+    def __init__(self, limiter: Limiter, model_limits: Mapping[str, Limits]) -> None:
+        self.limiter = limiter
+        self._model_limits = model_limits
+        self._in_flight: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def admit(
+        self, principal: Principal, key: ApiKey | None, model: str, prompt_tokens: int
+    ) -> Admission:
+        """Take a concurrency slot in both scopes and pass their windows, or raise ``RateLimited``."""
+        key_limits = key.limits if key is not None else _NO_LIMITS
+        model_limits = self._limits_of(model)
+        key_scope, pair_scope = f"key:{principal.key_id}", f"km:{principal.key_id}:{model}"
+        slots = self._take([(key_scope, key_limits.concurrency), (pair_scope, model_limits.concurrency)])
+        try:
+            await self.limiter.acquire(
+                checks_for(key_scope, key_limits, prompt_tokens)
+                + checks_for(pair_scope, model_limits, prompt_tokens)
+            )
+        except RateLimited:
+            self._free(slots)
+            raise
+        admission = Admission(principal, model)
+        admission.on_release(lambda: self._free(slots))
+        return admission
+
+    def charge(self, key_id: str, key: ApiKey | None, model: str, output_tokens: int) -> None:
+        """Count a finished request's output tokens in its token windows (without waiting on Redis)."""
+        charges = charges_for(f"key:{key_id}", key.limits if key else _NO_LIMITS, output_tokens)
+        charges += charges_for(f"km:{key_id}:{model}", self._limits_of(model), output_tokens)
+        if not charges:
+            return
+        if isinstance(self.limiter, LocalLimiter):
+            self.limiter.try_acquire(charges)
+        else:
+            task = asyncio.get_running_loop().create_task(self._charge(charges))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.limiter.aclose()
+
+    def _limits_of(self, model: str) -> Limits:
+        limits = self._model_limits
+        return limits.get(model) or limits.get("*") or _NO_LIMITS
+
+    def _take(self, caps: list[tuple[str, int | None]]) -> list[str]:
+        for scope, cap in caps:
+            if cap is not None and self._in_flight.get(scope, 0) >= cap:
+                raise RateLimited(
+                    "Too many requests in flight for this API key, please try again later.", code="Throttling"
+                )
+        slots = [scope for scope, _ in caps]
+        for scope in slots:
+            self._in_flight[scope] = self._in_flight.get(scope, 0) + 1
+        return slots
+
+    def _free(self, slots: list[str]) -> None:
+        for scope in slots:
+            left = self._in_flight.get(scope, 0) - 1
+            if left > 0:
+                self._in_flight[scope] = left
+            else:
+                self._in_flight.pop(scope, None)
+
+    async def _charge(self, charges: list[Check]) -> None:
+        try:
+            await self.limiter.add(charges)
+        except Exception:
+            log.warning("counting output tokens in the rate limiter failed", exc_info=True)

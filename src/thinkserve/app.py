@@ -60,15 +60,11 @@ async def health(request: Request) -> Response:
 
     503 only when no engine is up: the gateway still serves the others, admin and metrics.
     """
-    engines: Mapping[str, object] = request.app.state.engines
+    engines: Mapping[str, Engine] = request.app.state.engines
     states: dict[str, dict[str, object]] = {}
     for name, engine in engines.items():
-        report = getattr(engine, "health", None)
-        if callable(report):
-            h = report()
-            states[name] = {"state": h.state, "reason": h.reason, "restarts": h.restarts}
-        else:
-            states[name] = {"state": "up", "reason": "", "restarts": 0}
+        h = engine.health()
+        states[name] = {"state": h.state, "reason": h.reason, "restarts": h.restarts}
     up = sum(1 for s in states.values() if s["state"] == "up")
     if up == len(states):
         return json_response({"status": "ok", "engines": states})

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
 from pathlib import Path
 from types import TracebackType
@@ -69,6 +69,7 @@ class LlamaCppSequence:
         self._paused = False
         self._done = False
         self._slot: int | None = None
+        self._sink: Callable[[Outgoing], None] | None = None
 
     # -- Channel (seen by the worker) ------------------------------------------------------------
 
@@ -94,7 +95,18 @@ class LlamaCppSequence:
             self._paused = True
         elif isinstance(item, EngineFinished | EngineFailure):
             self._done = True
+        if self._sink is not None:
+            self._sink(item)
+            return
         self._queue.put_nowait(item)
+
+    def divert(self, sink: Callable[[Outgoing], None]) -> None:
+        """Hand every item to ``sink`` (on the event loop) instead of the iterator, from now on.
+
+        The engine process forwards events this way: a call per item instead of a queue and a
+        task switch per token. ``resume`` and ``cancel`` work as before; iterating is then moot.
+        """
+        self._sink = sink
 
     # -- Sequence --------------------------------------------------------------------------------
 

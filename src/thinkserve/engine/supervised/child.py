@@ -17,8 +17,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from thinkserve.core.errors import EngineFailure, ThinkserveError
 from thinkserve.engine.protocol import Engine, EngineFinished, EngineRequest, Paused, Sequence, TokenEvent
@@ -30,10 +31,18 @@ GENERIC_FAILURE = "The inference engine failed while generating this response."
 STATS_INTERVAL_S = 0.25
 
 
+@runtime_checkable
+class Divertible(Protocol):
+    """A sequence that can hand its items to a callback (``LlamaCppSequence.divert``)."""
+
+    def divert(self, sink: Callable[[Any], None]) -> None: ...
+
+
 @dataclass(slots=True)
 class _Running:
     sequence: Sequence
-    resumed: asyncio.Event
+    resumed: asyncio.Event | None
+    """Set by ``resume`` for a forwarding task; None for a diverted sequence (no task)."""
     task: asyncio.Task[None] | None = None
 
 
@@ -86,9 +95,19 @@ class Host:
             log.exception("submitting %s failed", request.request_id)
             self.send(key, EngineFailure(GENERIC_FAILURE))
             return
+        if isinstance(sequence, Divertible):
+            self._running[key] = _Running(sequence, None)
+            # Before the loop runs again, so no item can reach the iterator first.
+            sequence.divert(lambda item: self._diverted(key, item))
+            return
         running = _Running(sequence, asyncio.Event())
         running.task = asyncio.create_task(self._forward(key, running))
         self._running[key] = running
+
+    def _diverted(self, key: int, item: object) -> None:
+        self.send(key, item)
+        if isinstance(item, EngineFinished | ThinkserveError):
+            self._running.pop(key, None)
 
     def resume(self, key: int, tokens: tuple[int, ...]) -> None:
         running = self._running.get(key)
@@ -100,7 +119,8 @@ class Host:
             self.send(key, exc)
             self.cancel(key)
             return
-        running.resumed.set()
+        if running.resumed is not None:
+            running.resumed.set()
 
     def cancel(self, key: int) -> None:
         running = self._running.pop(key, None)
@@ -114,7 +134,7 @@ class Host:
         try:
             async for event in running.sequence:
                 self.send(key, event)
-                if isinstance(event, Paused):
+                if isinstance(event, Paused) and running.resumed is not None:
                     # The gateway answers with "resume"; resume() is applied before the next
                     # item is asked for, as the Sequence protocol wants.
                     await running.resumed.wait()

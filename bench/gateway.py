@@ -2,7 +2,8 @@
 
 The server runs pinned to one core (``taskset -c 0``) with the scripted engine (no model), and
 ``wrk`` (Debian package ``wrk``) loads it from the other core. Reported side by side in one run:
-non-streaming requests/s, streaming requests/s and chunks/s (every SSE ``data:`` line counts).
+non-streaming requests/s, streaming requests/s and chunks/s (every SSE ``data:`` line counts), and
+the server's own CPU time per request and per chunk (steadier than the rates on a shared machine).
 
     python bench/gateway.py [--seconds 10] [--connections 32] [--reply-chars 200]
 """
@@ -66,6 +67,13 @@ def chunks_per_request(url: str, body: dict[str, object]) -> int:
     return sum(1 for line in text.splitlines() if line.startswith("data:"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux). Unlike wall-clock rates, it does not
+    count time the hypervisor or other processes took from the server's core."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,8 +117,11 @@ def main() -> None:
                 "stream_options": {"include_usage": True},
             }
             per_request = chunks_per_request(url, streamed)
+            cpu0 = cpu_seconds(server.pid)
             rps = wrk(url, plain, args.seconds, args.connections)
+            cpu1 = cpu_seconds(server.pid)
             srps = wrk(url, streamed, args.seconds, args.connections)
+            cpu2 = cpu_seconds(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -119,6 +130,10 @@ def main() -> None:
     print(f"| non-streaming requests/s | {rps:,.0f} |")
     print(f"| streaming requests/s ({per_request} chunks each) | {srps:,.0f} |")
     print(f"| streamed chunks/s | {srps * per_request:,.0f} |")
+    # wrk's rate times its duration approximates the requests served while the CPU was counted.
+    print(f"| server CPU per non-streaming request | {(cpu1 - cpu0) / (rps * args.seconds) * 1e6:,.0f} us |")
+    per_chunk = (cpu2 - cpu1) / (srps * args.seconds * per_request) * 1e6
+    print(f"| server CPU per streamed chunk | {per_chunk:,.1f} us |")
 
 
 if __name__ == "__main__":

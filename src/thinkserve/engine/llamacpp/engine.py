@@ -27,49 +27,32 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
 from pathlib import Path
 from types import TracebackType
-from typing import Final
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter
 from thinkserve.engine.llamacpp.cpu import AmxPolicy, CpuBackend
-from thinkserve.engine.llamacpp.sequence import Outgoing
 from thinkserve.engine.llamacpp.settings import WorkerConfig
 from thinkserve.engine.llamacpp.stats import LlamaCppStats
 from thinkserve.engine.llamacpp.tokenizer import LlamaCppTokenizer
 from thinkserve.engine.llamacpp.worker import Worker
 from thinkserve.engine.protocol import (
-    EngineEvent,
-    EngineFinished,
     EngineRequest,
     EngineStats,
     Health,
-    Paused,
 )
+from thinkserve.engine.queued import QueuedSequence
 
 
-class _EndOfStream:
-    """Queued by ``cancel`` to wake a consumer blocked on the next event."""
-
-
-_END: Final = _EndOfStream()
-
-
-class LlamaCppSequence:
-    """One running generation (``engine.protocol.Sequence``)."""
+class LlamaCppSequence(QueuedSequence):
+    """One running generation (``engine.protocol.Sequence``); its worker pushes the events."""
 
     def __init__(self, worker: Worker, request: EngineRequest, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
         self._worker = worker
         self._request = request
-        self._loop = loop
-        self._queue: asyncio.Queue[Outgoing | _EndOfStream] = asyncio.Queue()
-        self._cancelled = False
-        self._paused = False
-        self._done = False
         self._slot: int | None = None
-        self._sink: Callable[[Outgoing], None] | None = None
 
     # -- Channel (seen by the worker) ------------------------------------------------------------
 
@@ -77,36 +60,8 @@ class LlamaCppSequence:
     def request(self) -> EngineRequest:
         return self._request
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
     def set_slot(self, slot: int | None) -> None:
         self._slot = slot
-
-    def push(self, item: Outgoing) -> None:
-        if self._cancelled or self._done:
-            return
-        if isinstance(item, Paused):
-            self._paused = True
-        elif isinstance(item, EngineFinished | EngineFailure):
-            self._done = True
-        if self._sink is not None:
-            self._sink(item)
-            return
-        self._queue.put_nowait(item)
-
-    def divert(self, sink: Callable[[Outgoing], None]) -> None:
-        """Hand every item to ``sink`` (on the event loop) instead of the iterator, from now on.
-
-        The engine process forwards events this way: a call per item instead of a queue and a
-        task switch per token. ``resume`` and ``cancel`` work as before; iterating is then moot.
-        """
-        self._sink = sink
 
     # -- Sequence --------------------------------------------------------------------------------
 
@@ -119,46 +74,11 @@ class LlamaCppSequence:
         """The KV slot (llama.cpp sequence id) the sequence was last given, if any."""
         return self._slot
 
-    def __aiter__(self) -> AsyncIterator[EngineEvent]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[EngineEvent]:
-        while not self._cancelled:
-            item = await self._queue.get()
-            if isinstance(item, _EndOfStream) or self._cancelled:
-                return
-            if isinstance(item, EngineFailure):
-                raise item
-            yield item
-            if isinstance(item, EngineFinished):
-                return
-            if isinstance(item, Paused) and self._paused:
-                # Not resumed while the consumer handled Paused: end this iteration; iterating
-                # again after resume() continues the stream.
-                return
-
-    def resume(self, tokens: Seq[int]) -> None:
-        if not self._paused:
-            raise RuntimeError("resume() is only valid after Paused")
+    def _send_resume(self, tokens: Seq[int]) -> None:
         self._worker.resume(self, tokens)
-        self._paused = False
 
-    def cancel(self) -> None:
-        if self._cancelled or self._done:
-            return
-        self._cancelled = True
+    def _send_cancel(self) -> None:
         self._worker.cancel(self)
-        try:
-            on_loop = asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            on_loop = False
-        if on_loop:
-            self._queue.put_nowait(_END)
-        else:
-            try:
-                self._loop.call_soon_threadsafe(self._queue.put_nowait, _END)
-            except RuntimeError:
-                pass  # The loop is closed: nobody is waiting on the queue.
 
 
 class LlamaCppEngine:

@@ -25,21 +25,19 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
-from typing import Any, Final
+from typing import Any
 
-from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded, ThinkserveError
+from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
 from thinkserve.engine.protocol import (
-    EngineEvent,
-    EngineFinished,
     EngineRequest,
     EngineStats,
     Health,
-    Paused,
     TokenEvent,
     Tokenizer,
 )
+from thinkserve.engine.queued import QueuedSequence
 from thinkserve.engine.supervised.wire import Failed, Ready, Start, frame, read_frame
 
 log = logging.getLogger("thinkserve.engine.process")
@@ -49,65 +47,24 @@ class EngineUnavailable(Overloaded):
     """The engine process is down (crashed or restarting); the request was not started (HTTP 503)."""
 
 
-class _End:
-    """Queued by ``cancel`` to wake a consumer blocked on the next event."""
-
-
-_END: Final = _End()
-Item = EngineEvent | ThinkserveError | _End
-
-
-class RemoteSequence:
+class RemoteSequence(QueuedSequence):
     """A generation running in the engine process (``engine.protocol.Sequence``)."""
 
     def __init__(self, engine: SupervisedEngine, key: int) -> None:
+        super().__init__(asyncio.get_running_loop())
         self._engine = engine
         self._key = key
-        self._queue: asyncio.Queue[Item] = asyncio.Queue()
-        self._paused = False
-        self._done = False
-        self._cancelled = False
 
-    def push(self, item: EngineEvent | ThinkserveError) -> None:
-        if self._done or self._cancelled:
-            return
-        if isinstance(item, Paused):
-            self._paused = True
-        elif isinstance(item, EngineFinished | ThinkserveError):
-            self._done = True
-            self._engine.forget(self._key)
-        self._queue.put_nowait(item)
-
-    def __aiter__(self) -> AsyncIterator[EngineEvent]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[EngineEvent]:
-        while not self._cancelled:
-            item = await self._queue.get()
-            if isinstance(item, _End) or self._cancelled:
-                return
-            if isinstance(item, ThinkserveError):
-                raise item
-            yield item
-            if isinstance(item, EngineFinished):
-                return
-            if isinstance(item, Paused) and self._paused:
-                return  # iterate again after resume() to go on
-
-    def resume(self, tokens: Seq[int]) -> None:
-        if not self._paused:
-            raise RuntimeError("resume() is only valid after Paused")
+    def _send_resume(self, tokens: Seq[int]) -> None:
         self._engine.check_tokens(tokens)
-        self._paused = False
         self._engine.send(("resume", self._key, tuple(tokens)))
 
-    def cancel(self) -> None:
-        if self._cancelled or self._done:
-            return
-        self._cancelled = True
+    def _send_cancel(self) -> None:
         self._engine.forget(self._key)
         self._engine.send(("cancel", self._key))
-        self._queue.put_nowait(_END)
+
+    def _ended(self) -> None:
+        self._engine.forget(self._key)
 
 
 class SupervisedEngine:

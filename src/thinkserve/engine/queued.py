@@ -1,0 +1,124 @@
+"""A sequence whose events are pushed to it on its event loop: what every engine that decodes
+elsewhere (a worker thread, an engine process) shares (imports core, engine.protocol).
+
+The engine side calls ``push(item)`` on the sequence's loop; the consumer iterates. The iterator
+raises an error item, ends after ``EngineFinished``, and stops after ``Paused`` unless ``resume``
+was called before the next item was asked for, so that both ``async for ... : if Paused:
+seq.resume(...)`` and "iterate, resume, iterate again" work. ``divert(sink)`` hands the items to a
+callback instead (the engine process forwards them that way, without a queue or a task switch per
+token). Subclasses say how a resume and a cancel reach the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from collections.abc import Sequence as Seq
+from typing import Final
+
+from thinkserve.core.errors import ThinkserveError
+from thinkserve.engine.protocol import EngineEvent, EngineFinished, Paused
+
+#: What a sequence's event stream carries: an event, or the error that ends it.
+Item = EngineEvent | ThinkserveError
+
+
+class _EndOfStream:
+    """Queued by ``cancel`` to wake a consumer blocked on the next event."""
+
+
+_END: Final = _EndOfStream()
+
+
+class QueuedSequence:
+    """``engine.protocol.Sequence`` fed by ``push``; see the module docstring."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[Item | _EndOfStream] = asyncio.Queue()
+        self._cancelled = False
+        self._paused = False
+        self._done = False
+        self._sink: Callable[[Item], None] | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def push(self, item: Item) -> None:
+        """Deliver one item (on ``loop``); items after the end or a cancel are dropped."""
+        if self._cancelled or self._done:
+            return
+        if isinstance(item, Paused):
+            self._paused = True
+        elif isinstance(item, EngineFinished | ThinkserveError):
+            self._done = True
+            self._ended()
+        if self._sink is not None:
+            self._sink(item)
+            return
+        self._queue.put_nowait(item)
+
+    def divert(self, sink: Callable[[Item], None]) -> None:
+        """Hand every later item to ``sink`` (on ``loop``) instead of the iterator.
+
+        ``resume`` and ``cancel`` work as before; iterating is then moot.
+        """
+        self._sink = sink
+
+    def __aiter__(self) -> AsyncIterator[EngineEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[EngineEvent]:
+        while not self._cancelled:
+            item = await self._queue.get()
+            if isinstance(item, _EndOfStream) or self._cancelled:
+                return
+            if isinstance(item, ThinkserveError):
+                raise item
+            yield item
+            if isinstance(item, EngineFinished):
+                return
+            if isinstance(item, Paused) and self._paused:
+                # Not resumed while the consumer handled Paused: end this iteration; iterating
+                # again after resume() continues the stream.
+                return
+
+    def resume(self, tokens: Seq[int]) -> None:
+        if not self._paused:
+            raise RuntimeError("resume() is only valid after Paused")
+        self._send_resume(tokens)
+        self._paused = False
+
+    def cancel(self) -> None:
+        if self._cancelled or self._done:
+            return
+        self._cancelled = True
+        self._send_cancel()
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._queue.put_nowait(_END)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, _END)
+            except RuntimeError:
+                pass  # The loop is closed: nobody is waiting on the queue.
+
+    # -- how the engine hears of it ------------------------------------------------------------
+
+    def _send_resume(self, tokens: Seq[int]) -> None:
+        """Append ``tokens`` in the engine and go on sampling; may raise the caller's error."""
+        raise NotImplementedError
+
+    def _send_cancel(self) -> None:
+        raise NotImplementedError
+
+    def _ended(self) -> None:
+        """The last item arrived (``EngineFinished`` or an error)."""

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
+from tests.engine.test_llamacpp import GREEDY, run
 from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
-from thinkserve.core.types import SamplingParams
 from thinkserve.engine.fake.engine import FakeEngine
 from thinkserve.engine.fake.tokenizer import FakeTokenizer
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
@@ -27,16 +26,6 @@ from thinkserve.engine.protocol import (
 )
 from thinkserve.engine.supervised.supervisor import EngineUnavailable, SupervisedEngine, kill
 from thinkserve.engine.supervised.wire import Start
-
-T = TypeVar("T")
-GREEDY = SamplingParams(temperature=0.0)
-
-
-def run(factory: Callable[[], Awaitable[T]], timeout: float = 120) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(bounded())
 
 
 def fake_engine(**script: Any) -> SupervisedEngine:

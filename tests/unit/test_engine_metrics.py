@@ -28,3 +28,18 @@ def test_gauges_follow_the_typed_stats() -> None:
 
 def test_the_fake_engine_is_always_up() -> None:
     assert FakeEngine().health() == Health("up", "scripted")
+
+
+class _Down(FakeEngine):
+    def health(self) -> Health:
+        return Health("down", "the engine process was killed by SIGKILL", restarts=2)
+
+
+def test_engine_up_and_restarts_follow_health() -> None:
+    metrics = Metrics()
+    metrics.watch_engines(lambda: {"fake": FakeEngine(), "crashed": _Down()})
+    text = metrics.render().decode()
+    assert 'thinkserve_engine_up{engine="fake"} 1.0' in text
+    assert 'thinkserve_engine_up{engine="crashed"} 0.0' in text
+    assert 'thinkserve_engine_restarts_total{engine="crashed"} 2.0' in text
+    assert 'thinkserve_engine_restarts_total{engine="fake"} 0.0' in text

@@ -142,7 +142,16 @@ class _EngineCollector(Collector):
         sampled = CounterMetricFamily(
             "thinkserve_engine_sampled_tokens", "Tokens sampled.", labels=["engine"]
         )
+        up = GaugeMetricFamily(
+            "thinkserve_engine_up", "1 while the engine takes work (health() is up).", labels=["engine"]
+        )
+        restarts = CounterMetricFamily(
+            "thinkserve_engine_restarts", "Times the engine process was started again.", labels=["engine"]
+        )
         for name, engine in self._source().items():
+            health = engine.health()
+            up.add_metric([name], 1.0 if health.state == "up" else 0.0)
+            restarts.add_metric([name], float(health.restarts))
             stats = engine.snapshot()
             active.add_metric([name], float(stats.active_sequences))
             queue.add_metric([name], float(stats.waiting))
@@ -150,4 +159,4 @@ class _EngineCollector(Collector):
             if stats.kv_size > 0:
                 kv_used.add_metric([name], float(stats.kv_cells_used))
                 kv_ratio.add_metric([name], stats.kv_cells_used / stats.kv_size)
-        yield from (active, queue, kv_used, kv_ratio, sampled)
+        yield from (active, queue, kv_used, kv_ratio, sampled, up, restarts)

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 
 from thinkserve.platform.limits import Check, rejection
 
-# KEYS: zset_1, sum_1, zset_2, sum_2, ...; ARGV: id, then span_ms, limit (-1: no check), amount.
+# KEYS: zset_1, sum_1, zset_2, sum_2, ...; ARGV: id, then per window span_ms, limit (-1: no check),
+# amount, oversize (1: an amount over the limit passes when the window is empty; see Check.over).
 # Returns {0, 0} when counted, {i, wait_ms} when window i refused.
 _SCRIPT = """
 local t = redis.call('TIME')
@@ -26,9 +27,10 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = #KEYS / 2
 for i = 1, n do
   local z, s = KEYS[2 * i - 1], KEYS[2 * i]
-  local span = tonumber(ARGV[3 * i - 1])
-  local limit = tonumber(ARGV[3 * i])
-  local amount = tonumber(ARGV[3 * i + 1])
+  local span = tonumber(ARGV[4 * i - 2])
+  local limit = tonumber(ARGV[4 * i - 1])
+  local amount = tonumber(ARGV[4 * i])
+  local oversize = tonumber(ARGV[4 * i + 1])
   local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - span)
   if #old > 0 then
     local freed = 0
@@ -38,8 +40,10 @@ for i = 1, n do
   end
   if limit >= 0 then
     local total = tonumber(redis.call('GET', s) or '0')
-    if total + amount > limit then
-      local need = total + amount - limit
+    local counted = amount
+    if oversize == 1 and limit > 0 and amount > limit then counted = limit end
+    if total + counted > limit then
+      local need = total + counted - limit
       local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
       local wait = span
       local freed = 0
@@ -56,8 +60,8 @@ for i = 1, n do
 end
 for i = 1, n do
   local z, s = KEYS[2 * i - 1], KEYS[2 * i]
-  local span = tonumber(ARGV[3 * i - 1])
-  local amount = tonumber(ARGV[3 * i + 1])
+  local span = tonumber(ARGV[4 * i - 2])
+  local amount = tonumber(ARGV[4 * i])
   if amount > 0 then
     redis.call('ZADD', z, now, ARGV[1] .. ':' .. i .. ':' .. amount)
     redis.call('INCRBY', s, amount)
@@ -86,7 +90,8 @@ class RedisLimiter:
         for check in checks:
             name = self._prefix + check.window
             keys += [name, name + ":sum"]
-            args += [int(check.span * 1000), -1 if check.limit is None else check.limit, check.amount]
+            limit = -1 if check.limit is None else check.limit
+            args += [int(check.span * 1000), limit, check.amount, int(check.oversize)]
         index, wait_ms = await self._script(keys=keys, args=args)
         return int(index), int(wait_ms)
 

@@ -205,3 +205,34 @@ async def test_redis_a_prompt_over_the_burst_passes_an_empty_second(redis_url: s
         assert info.value.code == "Throttling.AllocationQuota"
     finally:
         await limiter.aclose()
+
+
+class _BrokenLimiter:
+    """A shared limiter whose store fails in some way other than a refusal."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    async def acquire(self, checks: object) -> None:
+        raise self.error
+
+    async def add(self, charges: object) -> None:
+        raise self.error
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_every_slot_goes_back_whatever_the_limiter_raises() -> None:
+    from thinkserve.platform.port import Principal
+    from thinkserve.platform.throttle import Throttle
+
+    principal = Principal("key_x", "x")
+    limits = {"*": Limits(rpm=100, concurrency=2)}
+    for error in (ConnectionError("reset"), asyncio.CancelledError(), RuntimeError("bug")):
+        throttle = Throttle(_BrokenLimiter(error), limits)
+        for _ in range(3):  # a leaked slot would refuse the third with "Throttling"
+            with pytest.raises(type(error)):
+                await throttle.admit(principal, None, "m", 10)
+        assert throttle._in_flight == {}

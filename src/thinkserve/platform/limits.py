@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol
 
-from thinkserve.core.errors import RateLimited
+from thinkserve.core.errors import Overloaded, RateLimited
 
 Code = Literal["Throttling.RateQuota", "Throttling.BurstRate", "Throttling.AllocationQuota"]
 MINUTE = 60.0
@@ -151,12 +151,32 @@ def charges_for(scope: str, limits: Limits, tokens: int) -> list[Check]:
     return out
 
 
+class RateLimiterUnavailable(Overloaded):
+    """A shared limiter (Redis) could not be reached in time (HTTP 503 where limits fail closed).
+
+    Raised by ``redis_limiter.RedisLimiter``; ``throttle.Throttle`` decides what it means for a
+    request (see ``FailureMode``).
+    """
+
+    def __init__(self, message: str = "The rate limiter is unavailable, please try again later.") -> None:
+        super().__init__(message)
+
+
+FailureMode = Literal["local", "closed"]
+"""What the rate windows do while a shared limiter is unreachable: ``local``, hold them in this
+process's memory meanwhile (limits per process, as without Redis); ``closed``, refuse with 503."""
+FAILURE_MODES: tuple[FailureMode, ...] = ("local", "closed")
+
+
 class Limiter(Protocol):
     async def acquire(self, checks: Sequence[Check]) -> None:
-        """Pass all checks and count them, or count none and raise ``RateLimited``."""
+        """Pass all checks and count them, or count none and raise ``RateLimited``.
+
+        A limiter that cannot decide (its store is unreachable) raises ``RateLimiterUnavailable``.
+        """
 
     async def add(self, charges: Sequence[Check]) -> None:
-        """Count ``charges`` without checking."""
+        """Count ``charges`` without checking (may raise ``RateLimiterUnavailable``)."""
 
     async def aclose(self) -> None: ...
 

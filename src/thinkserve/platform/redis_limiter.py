@@ -10,13 +10,19 @@ atomically, with Redis's own clock, so that every process sees the same windows:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
-from thinkserve.platform.limits import Check, rejection
+from thinkserve.platform.limits import Check, RateLimiterUnavailable, rejection
+
+DEFAULT_TIMEOUT_S = 0.5
 
 # KEYS: zset_1, sum_1, zset_2, sum_2, ...; ARGV: id, then per window span_ms, limit (-1: no check),
 # amount, oversize (1: an amount over the limit passes when the window is empty; see Check.over).
@@ -76,15 +82,33 @@ return {0, 0}
 class RedisLimiter:
     """The same windows as ``LocalLimiter``, held in Redis (``redis://host:6379/0``)."""
 
-    def __init__(self, url: str, *, prefix: str = "thinkserve:rl:") -> None:
-        self._redis: Redis = Redis.from_url(url)
+    def __init__(
+        self, url: str, *, prefix: str = "thinkserve:rl:", timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        # Small timeouts and one immediate retry (a pooled connection may have died with a Redis
+        # restart): a partition costs a request at most about 2 x timeout_s, never a hang.
+        self._redis: Redis = Redis.from_url(
+            url,
+            socket_connect_timeout=timeout_s,
+            socket_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 1),
+        )
         self._prefix = prefix
+        self._timeout_s = timeout_s
         self._script: Any = self._redis.register_script(_SCRIPT)
 
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def _run(self, checks: Sequence[Check]) -> tuple[int, int]:
+        """Run the script; any failure to get its answer in time raises ``RateLimiterUnavailable``."""
+        try:
+            async with asyncio.timeout(4 * self._timeout_s):
+                return await self._call(checks)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise RateLimiterUnavailable() from exc
+
+    async def _call(self, checks: Sequence[Check]) -> tuple[int, int]:
         keys: list[str] = []
         args: list[str | int] = [uuid.uuid4().hex]
         for check in checks:

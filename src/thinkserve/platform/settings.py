@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thinkserve.platform.billing import Price
-from thinkserve.platform.limits import Limits
+from thinkserve.platform.limits import FailureMode, Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,10 @@ class PlatformSettings:
     """None: SQLite in ``data_dir`` (see ``platform.database``)."""
     redis_url: str | None = None
     """Shares rate limits across server processes; None: limits per process."""
+    redis_timeout_s: float = 0.5
+    """Connect and socket timeout of each Redis call (``[server] redis_timeout``)."""
+    redis_failure: FailureMode = "local"
+    """Rate windows while Redis is unreachable: ``local`` (per process) or ``closed`` (503)."""
     limits: Mapping[str, Limits] = field(default_factory=dict)
     """``[limits."MODEL"]``: per key and model; ``"*"`` for the rest (see ``platform.limits``)."""
     prices: Mapping[str, Price] = field(default_factory=dict)

@@ -46,7 +46,12 @@ class StoredKeys:
         self._observer = observer
         self._keys = KeyCache(store, settings.bootstrap_keys, ttl_s=key_ttl_s, size=cache_size)
         self._spend = SpendLimits(store, ttl_s=key_ttl_s)
-        self._throttle = Throttle(limiter, settings.limits)
+        self._throttle = Throttle(
+            limiter,
+            settings.limits,
+            on_failure=settings.redis_failure,
+            failed=None if observer is None else observer.rate_limiter_failed,
+        )
         self.writer = UsageWriter(store, settings.journal_dir, settings.prices, on_commit=self._committed)
 
     @classmethod
@@ -59,7 +64,7 @@ class StoredKeys:
         if settings.redis_url:
             from thinkserve.platform.redis_limiter import RedisLimiter
 
-            redis = RedisLimiter(settings.redis_url)
+            redis = RedisLimiter(settings.redis_url, timeout_s=settings.redis_timeout_s)
             await redis.ping()
             limiter = redis
         else:
@@ -92,6 +97,11 @@ class StoredKeys:
 
     def administration(self) -> Administration:
         return self
+
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """Concurrency slots taken, by scope (empty when nothing is in flight)."""
+        return self._throttle.in_flight
 
     # -- Administration -------------------------------------------------------------------------
 

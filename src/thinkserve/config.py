@@ -48,6 +48,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: tuple[str, ...] = ()
+    """The keys configured (admin keys), and the one ``serve`` made on a first run (``first_key``)."""
+    first_key: str | None = None
+    """Which of ``api_keys`` ``serve`` made: a normal key, not an admin key (see cli._ensure_key)."""
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     max_body_bytes: int = 8 * 1024 * 1024
     engines: dict[str, EngineSettings] = field(default_factory=lambda: {"default": default_engine()})
@@ -72,7 +75,8 @@ class Settings:
         """What the platform reads of these settings (it never imports this module)."""
         return PlatformSettings(
             data_dir=self.data_dir,
-            bootstrap_keys=self.api_keys,
+            bootstrap_keys=tuple(k for k in self.api_keys if k != self.first_key),
+            first_key=self.first_key,
             database_url=self.database_url,
             redis_url=self.redis_url,
             redis_timeout_s=self.redis_timeout_s,

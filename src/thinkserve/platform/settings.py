@@ -20,6 +20,9 @@ class PlatformSettings:
     """Holds the SQLite file (when ``database_url`` is None) and the usage journal."""
     bootstrap_keys: tuple[str, ...] = ()
     """``THINKSERVE_API_KEYS`` / ``[server] api_keys``: admin keys with no limits of their own."""
+    first_key: str | None = None
+    """The key ``thinkserve serve`` made on a first run: a normal stored key named ``first``, added at
+    start unless a key with that secret exists (a revoked one stays revoked)."""
     database_url: str | None = None
     """None: SQLite in ``data_dir`` (see ``platform.database``)."""
     redis_url: str | None = None

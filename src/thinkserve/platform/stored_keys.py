@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import Collection
 
+from thinkserve.platform import keys
 from thinkserve.platform.administration import keys_with_spend
 from thinkserve.platform.database import database_url
 from thinkserve.platform.key_cache import KeyCache
@@ -60,6 +61,8 @@ class StoredKeys:
     ) -> StoredKeys:
         """Open the store (migrating it), connect the limiter, replay journals, start the writer."""
         store = await Store.open(database_url(settings.database_url, settings.data_dir))
+        if settings.first_key is not None:
+            await _ensure_first_key(store, settings.first_key)
         limiter: Limiter
         if settings.redis_url:
             from thinkserve.platform.redis_limiter import RedisLimiter
@@ -136,3 +139,14 @@ class StoredKeys:
     def _report_backlog(self) -> None:
         if self._observer is not None:
             self._observer.backlog(self.writer.backlog)
+
+
+async def _ensure_first_key(store: Store, secret: str) -> None:
+    """Store the first-run key as a normal key named ``first``, once (another process may race us)."""
+    if await store.key_by_digest(keys.digest(secret)) is not None:
+        return
+    try:
+        await store.add_key(keys.from_secret(secret, "first"))
+    except Exception:
+        if await store.key_by_digest(keys.digest(secret)) is None:
+            raise

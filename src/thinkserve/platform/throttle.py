@@ -73,7 +73,8 @@ class Throttle:
     async def admit(
         self, principal: Principal, key: ApiKey | None, model: str, prompt_tokens: int
     ) -> Admission:
-        """Take a concurrency slot in both scopes and pass their windows, or raise ``RateLimited``."""
+        """Take a concurrency slot in both scopes and pass their windows, or raise ``RateLimited``
+        (``RateLimiterUnavailable`` where limits fail closed and Redis is down), with no slot kept."""
         key_limits = key.limits if key is not None else _NO_LIMITS
         model_limits = self._limits_of(model)
         key_scope, pair_scope = f"key:{principal.key_id}", f"km:{principal.key_id}:{model}"

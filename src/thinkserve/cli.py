@@ -18,7 +18,11 @@ log = logging.getLogger("thinkserve")
 
 
 def _ensure_key(settings: Settings) -> Settings:
-    """With no key configured, create one (kept in the data folder) and tell the user."""
+    """With no key configured, create one (kept in the data folder) and tell the user.
+
+    It is a normal key (``first_key``: stored at start, with no admin rights); admin keys are always
+    explicit: ``thinkserve keys create --admin``, or ``THINKSERVE_API_KEYS`` / ``[server] api_keys``.
+    """
     if settings.api_keys:
         return settings
     key_file = settings.data_dir / "api-key"
@@ -32,8 +36,10 @@ def _ensure_key(settings: Settings) -> Settings:
     sys.stderr.write(
         f"\nNo API key configured: use this one (kept in {key_file}):\n\n"
         f"    export DASHSCOPE_API_KEY={key}\n\n"
+        "It is a normal key, without admin rights. For the admin API, create an admin key with\n"
+        "`thinkserve keys create --name ops --admin`, or set THINKSERVE_API_KEYS.\n\n"
     )
-    return replace(settings, api_keys=(key,))
+    return replace(settings, api_keys=(key,), first_key=key)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from thinkserve.core.paths import default_data_dir
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.registry import EngineSettings, default_engine, settings_from_table
 from thinkserve.platform.billing import Price, PriceError, parse_prices
-from thinkserve.platform.limits import Limits, LimitsError, parse_limits
+from thinkserve.platform.limits import FAILURE_MODES, FailureMode, Limits, LimitsError, parse_limits
 from thinkserve.platform.settings import PlatformSettings
 
 
@@ -47,6 +48,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: tuple[str, ...] = ()
+    """The keys configured (admin keys), and the one ``serve`` made on a first run (``first_key``)."""
+    first_key: str | None = None
+    """Which of ``api_keys`` ``serve`` made: a normal key, not an admin key (see cli._ensure_key)."""
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     max_body_bytes: int = 8 * 1024 * 1024
     engines: dict[str, EngineSettings] = field(default_factory=lambda: {"default": default_engine()})
@@ -56,6 +60,11 @@ class Settings:
     """Platform store; None: SQLite in ``data_dir`` (``[server] database_url``, THINKSERVE_DATABASE_URL)."""
     redis_url: str | None = None
     """Shared rate limits across processes (``[server] redis_url``, THINKSERVE_REDIS_URL)."""
+    redis_timeout_s: float = 0.5
+    """Redis connect and socket timeout (``[server] redis_timeout``, THINKSERVE_REDIS_TIMEOUT)."""
+    redis_failure: FailureMode = "local"
+    """Rate limits while Redis is down: "local" or "closed" (``[server] redis_failure``,
+    THINKSERVE_REDIS_FAILURE; see platform.throttle)."""
     limits: dict[str, Limits] = field(default_factory=dict)
     """``[limits."MODEL"]``: per key and model; ``"*"`` for the rest (see platform.limits)."""
     prices: dict[str, Price] = field(default_factory=dict)
@@ -66,9 +75,12 @@ class Settings:
         """What the platform reads of these settings (it never imports this module)."""
         return PlatformSettings(
             data_dir=self.data_dir,
-            bootstrap_keys=self.api_keys,
+            bootstrap_keys=tuple(k for k in self.api_keys if k != self.first_key),
+            first_key=self.first_key,
             database_url=self.database_url,
             redis_url=self.redis_url,
+            redis_timeout_s=self.redis_timeout_s,
+            redis_failure=self.redis_failure,
             limits=self.limits,
             prices=self.prices,
         )
@@ -117,8 +129,26 @@ def load_settings(
         models=models,
         database_url=env.get("THINKSERVE_DATABASE_URL") or server.get("database_url"),
         redis_url=env.get("THINKSERVE_REDIS_URL") or server.get("redis_url"),
+        **_redis_failure(env, server),
         **_platform_tables(data),
     )
+
+
+def _redis_failure(env: Mapping[str, str], server: dict[str, Any]) -> dict[str, Any]:
+    """``redis_timeout`` (seconds, > 0) and ``redis_failure`` ("local" or "closed")."""
+    raw_timeout = env.get("THINKSERVE_REDIS_TIMEOUT") or server.get("redis_timeout", 0.5)
+    try:
+        if isinstance(raw_timeout, bool):
+            raise ValueError
+        timeout = float(raw_timeout)
+    except (TypeError, ValueError):
+        raise ConfigError(f"redis_timeout must be a number of seconds, not {raw_timeout!r}") from None
+    if not 0 < timeout <= 60:
+        raise ConfigError(f"redis_timeout must be in (0, 60] seconds, not {raw_timeout!r}")
+    mode = env.get("THINKSERVE_REDIS_FAILURE") or server.get("redis_failure", "local")
+    if mode not in FAILURE_MODES:
+        raise ConfigError(f"redis_failure must be one of {', '.join(FAILURE_MODES)}, not {mode!r}")
+    return {"redis_timeout_s": timeout, "redis_failure": mode}
 
 
 def _platform_tables(data: dict[str, Any]) -> dict[str, Any]:

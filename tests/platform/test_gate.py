@@ -146,3 +146,18 @@ async def test_metered_records_cancelled_and_failed_streams(db: str | None, tmp_
         assert by_status["ok"].ttft_ms is not None
     finally:
         await gate.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_key_with_tpm_60000_can_send_a_1500_token_prompt(tmp_path: Path) -> None:
+    gate = await StoredKeys.start(settings(tmp_path, None))
+    try:
+        key, secret = keys.mint("t", limits=Limits(tpm=60_000))
+        await gate.create_key(key)
+        p = await gate.authenticate(f"Bearer {secret}", None)
+        (await gate.admit(p, "m", 1500)).release()
+        with pytest.raises(RateLimited) as burst:
+            await gate.admit(p, "m", 1500)
+        assert burst.value.code == "Throttling.BurstRate" and 0.9 < burst.value.retry_after <= 1.0
+    finally:
+        await gate.aclose()

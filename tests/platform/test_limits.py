@@ -135,3 +135,104 @@ async def test_redis_windows_are_shared_and_atomic(redis_url: str) -> None:
     finally:
         await a.aclose()
         await b.aclose()
+
+
+def test_a_prompt_over_the_burst_passes_an_empty_second() -> None:
+    """--tpm 60000 makes a burst of 1000 tokens a second; a 1,500-token prompt must still get in."""
+    clock = Clock()
+    limiter = LocalLimiter(clock)
+    limits = Limits(tpm=60_000)
+    assert limits.burst_tokens == 1000
+    limiter.try_acquire(checks_for("key:k", limits, 1500))
+    # It used up the second: the next request waits until it leaves the 1 s window.
+    with pytest.raises(RateLimited) as info:
+        limiter.try_acquire(checks_for("key:k", limits, 10))
+    assert info.value.code == "Throttling.BurstRate"
+    assert info.value.retry_after == pytest.approx(1.0)
+    clock.now += 1.0
+    limiter.try_acquire(checks_for("key:k", limits, 10))
+    # A second that is not empty refuses an oversized prompt until what is in it has left.
+    clock.now += 0.25
+    with pytest.raises(RateLimited) as info:
+        limiter.try_acquire(checks_for("key:k", limits, 1500))
+    assert info.value.code == "Throttling.BurstRate"
+    assert info.value.retry_after == pytest.approx(0.75)
+    clock.now += 0.75
+    limiter.try_acquire(checks_for("key:k", limits, 1500))
+    # The minute still bounds everything: 3010 of 60000 used, and a prompt over the TPM never fits.
+    assert limiter._windows["key:k:tok:60"].total == 3010
+    clock.now += 1.0
+    with pytest.raises(RateLimited) as info:
+        limiter.try_acquire(checks_for("key:k", limits, 60_001))
+    assert info.value.code == "Throttling.AllocationQuota"
+
+
+def test_oversize_only_applies_to_the_token_burst() -> None:
+    clock = Clock()
+    limiter = LocalLimiter(clock)
+    # A zero per-second share still refuses everything.
+    with pytest.raises(RateLimited):
+        limiter.try_acquire(checks_for("key:z", Limits(tpm=60_000, tps=0), 1))
+    # Requests per second are not oversized: rps=1 lets one through per second.
+    checks = checks_for("key:r", Limits(rpm=60), 1)
+    limiter.try_acquire(checks)
+    with pytest.raises(RateLimited) as info:
+        limiter.try_acquire(checks)
+    assert info.value.code == "Throttling.BurstRate"
+
+
+@pytest.mark.anyio
+async def test_redis_a_prompt_over_the_burst_passes_an_empty_second(redis_url: str) -> None:
+    from thinkserve.platform.redis_limiter import RedisLimiter
+
+    limiter = RedisLimiter(redis_url)
+    scope = "key:test-" + secrets.token_hex(4)
+    limits = Limits(tpm=60_000)
+    try:
+        await limiter.acquire(checks_for(scope, limits, 1500))
+        with pytest.raises(RateLimited) as info:
+            await limiter.acquire(checks_for(scope, limits, 10))
+        assert info.value.code == "Throttling.BurstRate" and 0.5 < info.value.retry_after <= 1.0
+        await asyncio.sleep(info.value.retry_after + 0.05)
+        await limiter.acquire(checks_for(scope, limits, 10))
+        with pytest.raises(RateLimited) as info:
+            await limiter.acquire(checks_for(scope, limits, 1500))
+        assert info.value.code == "Throttling.BurstRate" and 0 < info.value.retry_after <= 1.0
+        await asyncio.sleep(info.value.retry_after + 0.05)
+        await limiter.acquire(checks_for(scope, limits, 1500))
+        with pytest.raises(RateLimited) as info:
+            await limiter.acquire(checks_for(scope + "-big", limits, 60_001))
+        assert info.value.code == "Throttling.AllocationQuota"
+    finally:
+        await limiter.aclose()
+
+
+class _BrokenLimiter:
+    """A shared limiter whose store fails in some way other than a refusal."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    async def acquire(self, checks: object) -> None:
+        raise self.error
+
+    async def add(self, charges: object) -> None:
+        raise self.error
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_every_slot_goes_back_whatever_the_limiter_raises() -> None:
+    from thinkserve.platform.port import Principal
+    from thinkserve.platform.throttle import Throttle
+
+    principal = Principal("key_x", "x")
+    limits = {"*": Limits(rpm=100, concurrency=2)}
+    for error in (ConnectionError("reset"), asyncio.CancelledError(), RuntimeError("bug")):
+        throttle = Throttle(_BrokenLimiter(error), limits)
+        for _ in range(3):  # a leaked slot would refuse the third with "Throttling"
+            with pytest.raises(type(error)):
+                await throttle.admit(principal, None, "m", 10)
+        assert throttle._in_flight == {}

@@ -80,6 +80,12 @@ class Metrics:
         self.usage_backlog = Gauge(
             "thinkserve_usage_backlog", "Usage records journaled and not yet in SQL.", registry=r
         )
+        self.limiter_failures = Counter(
+            "thinkserve_rate_limiter_failures",
+            "Requests whose rate limits Redis could not decide: limited in process (local) or refused (503).",
+            ["outcome"],
+            registry=r,
+        )
 
     def admitted(self, model: str) -> None:
         self.in_flight.labels(model).inc()
@@ -109,6 +115,9 @@ class Metrics:
 
     def backlog(self, records: int) -> None:
         self.usage_backlog.set(records)
+
+    def rate_limiter_failed(self, outcome: str) -> None:
+        self.limiter_failures.labels(outcome).inc()
 
     def watch_engines(self, source: EngineSource) -> None:
         self.registry.register(_EngineCollector(source))

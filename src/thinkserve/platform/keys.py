@@ -63,6 +63,11 @@ class ApiKey:
     revoked_at: float | None = None
 
 
+def from_secret(secret: str, name: str) -> ApiKey:
+    """A normal key (no admin rights, no limits of its own) for a secret made elsewhere."""
+    return ApiKey(id=new_key_id(), name=name, digest=digest(secret), prefix=secret[:7])
+
+
 def mint(
     name: str,
     *,

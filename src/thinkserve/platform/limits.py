@@ -6,6 +6,11 @@ Windows here are sliding logs: a request is let through when the requests (or to
 60 s (and of the last 1 s) plus its own stay within the limit. Prompt tokens are counted when the
 request is admitted; output tokens when it is recorded (they are not known before).
 
+The per-second token window (TPS, the burst) is a share of the minute, not a cap on one request: a
+request larger than it is let through when that window is empty, and counted in full, so it uses
+up the second and the requests after it wait until it leaves (1 s later). Only the minute window
+bounds a request's size: a prompt over the TPM itself can never pass.
+
 Config (``[limits."*"]`` applies to models without a table of their own; every table applies to
 each key and model pair, as Model Studio's limits apply to each account and model)::
 
@@ -26,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol
 
-from thinkserve.core.errors import RateLimited
+from thinkserve.core.errors import Overloaded, RateLimited
 
 Code = Literal["Throttling.RateQuota", "Throttling.BurstRate", "Throttling.AllocationQuota"]
 MINUTE = 60.0
@@ -87,6 +92,17 @@ class Check:
     """None: add ``amount`` without checking (output tokens counted after the fact)."""
     amount: int
     code: Code
+    oversize: bool = False
+    """An ``amount`` over ``limit`` passes when the window is empty (it then fills the window)."""
+
+    def over(self, total: int) -> int:
+        """How far ``total`` in the window plus this amount is over the limit (<= 0: it fits).
+
+        With ``oversize``, the amount counts as at most the limit, so that it fits an empty window.
+        """
+        assert self.limit is not None
+        amount = min(self.amount, self.limit) if self.oversize and self.limit > 0 else self.amount
+        return total + amount - self.limit
 
 
 _MESSAGES: dict[Code, str] = {
@@ -111,7 +127,14 @@ def checks_for(scope: str, limits: Limits, prompt_tokens: int) -> list[Check]:
         out.append(Check(f"{scope}:tok:60", MINUTE, limits.tpm, prompt_tokens, "Throttling.AllocationQuota"))
     if limits.burst_tokens is not None:
         out.append(
-            Check(f"{scope}:tok:1", SECOND, limits.burst_tokens, prompt_tokens, "Throttling.BurstRate")
+            Check(
+                f"{scope}:tok:1",
+                SECOND,
+                limits.burst_tokens,
+                prompt_tokens,
+                "Throttling.BurstRate",
+                oversize=True,
+            )
         )
     return out
 
@@ -128,12 +151,32 @@ def charges_for(scope: str, limits: Limits, tokens: int) -> list[Check]:
     return out
 
 
+class RateLimiterUnavailable(Overloaded):
+    """A shared limiter (Redis) could not be reached in time (HTTP 503 where limits fail closed).
+
+    Raised by ``redis_limiter.RedisLimiter``; ``throttle.Throttle`` decides what it means for a
+    request (see ``FailureMode``).
+    """
+
+    def __init__(self, message: str = "The rate limiter is unavailable, please try again later.") -> None:
+        super().__init__(message)
+
+
+FailureMode = Literal["local", "closed"]
+"""What the rate windows do while a shared limiter is unreachable: ``local``, hold them in this
+process's memory meanwhile (limits per process, as without Redis); ``closed``, refuse with 503."""
+FAILURE_MODES: tuple[FailureMode, ...] = ("local", "closed")
+
+
 class Limiter(Protocol):
     async def acquire(self, checks: Sequence[Check]) -> None:
-        """Pass all checks and count them, or count none and raise ``RateLimited``."""
+        """Pass all checks and count them, or count none and raise ``RateLimited``.
+
+        A limiter that cannot decide (its store is unreachable) raises ``RateLimiterUnavailable``.
+        """
 
     async def add(self, charges: Sequence[Check]) -> None:
-        """Count ``charges`` without checking."""
+        """Count ``charges`` without checking (may raise ``RateLimiterUnavailable``)."""
 
     async def aclose(self) -> None: ...
 
@@ -181,8 +224,8 @@ class LocalLimiter:
         windows = [self._window(c) for c in checks]
         for check, window in zip(checks, windows, strict=True):
             window.prune(now)
-            if check.limit is not None and window.total + check.amount > check.limit:
-                raise rejection(check, window.wait(now, window.total + check.amount - check.limit))
+            if check.limit is not None and (over := check.over(window.total)) > 0:
+                raise rejection(check, window.wait(now, over))
         for check, window in zip(checks, windows, strict=True):
             if check.amount:
                 window.entries.append((now, check.amount))

@@ -145,6 +145,9 @@ class MeteringObserver(Protocol):
     def backlog(self, records: int) -> None:
         """Usage records journaled and not yet in SQL."""
 
+    def rate_limiter_failed(self, outcome: str) -> None:
+        """The shared rate limiter (Redis) failed a request: ``local`` (limited in process) or ``refused``."""
+
 
 class ObservedGate:
     """``gate``, with its admissions, refusals and records reported to ``observer``."""

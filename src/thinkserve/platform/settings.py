@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thinkserve.platform.billing import Price
-from thinkserve.platform.limits import Limits
+from thinkserve.platform.limits import FailureMode, Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +20,17 @@ class PlatformSettings:
     """Holds the SQLite file (when ``database_url`` is None) and the usage journal."""
     bootstrap_keys: tuple[str, ...] = ()
     """``THINKSERVE_API_KEYS`` / ``[server] api_keys``: admin keys with no limits of their own."""
+    first_key: str | None = None
+    """The key ``thinkserve serve`` made on a first run: a normal stored key named ``first``, added at
+    start unless a key with that secret exists (a revoked one stays revoked)."""
     database_url: str | None = None
     """None: SQLite in ``data_dir`` (see ``platform.database``)."""
     redis_url: str | None = None
     """Shares rate limits across server processes; None: limits per process."""
+    redis_timeout_s: float = 0.5
+    """Connect and socket timeout of each Redis call (``[server] redis_timeout``)."""
+    redis_failure: FailureMode = "local"
+    """Rate windows while Redis is unreachable: ``local`` (per process) or ``closed`` (503)."""
     limits: Mapping[str, Limits] = field(default_factory=dict)
     """``[limits."MODEL"]``: per key and model; ``"*"`` for the rest (see ``platform.limits``)."""
     prices: Mapping[str, Price] = field(default_factory=dict)

@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import Collection
 
+from thinkserve.platform import keys
 from thinkserve.platform.administration import keys_with_spend
 from thinkserve.platform.database import database_url
 from thinkserve.platform.key_cache import KeyCache
@@ -46,7 +47,12 @@ class StoredKeys:
         self._observer = observer
         self._keys = KeyCache(store, settings.bootstrap_keys, ttl_s=key_ttl_s, size=cache_size)
         self._spend = SpendLimits(store, ttl_s=key_ttl_s)
-        self._throttle = Throttle(limiter, settings.limits)
+        self._throttle = Throttle(
+            limiter,
+            settings.limits,
+            on_failure=settings.redis_failure,
+            failed=None if observer is None else observer.rate_limiter_failed,
+        )
         self.writer = UsageWriter(store, settings.journal_dir, settings.prices, on_commit=self._committed)
 
     @classmethod
@@ -55,11 +61,13 @@ class StoredKeys:
     ) -> StoredKeys:
         """Open the store (migrating it), connect the limiter, replay journals, start the writer."""
         store = await Store.open(database_url(settings.database_url, settings.data_dir))
+        if settings.first_key is not None:
+            await _ensure_first_key(store, settings.first_key)
         limiter: Limiter
         if settings.redis_url:
             from thinkserve.platform.redis_limiter import RedisLimiter
 
-            redis = RedisLimiter(settings.redis_url)
+            redis = RedisLimiter(settings.redis_url, timeout_s=settings.redis_timeout_s)
             await redis.ping()
             limiter = redis
         else:
@@ -92,6 +100,11 @@ class StoredKeys:
 
     def administration(self) -> Administration:
         return self
+
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """Concurrency slots taken, by scope (empty when nothing is in flight)."""
+        return self._throttle.in_flight
 
     # -- Administration -------------------------------------------------------------------------
 
@@ -126,3 +139,14 @@ class StoredKeys:
     def _report_backlog(self) -> None:
         if self._observer is not None:
             self._observer.backlog(self.writer.backlog)
+
+
+async def _ensure_first_key(store: Store, secret: str) -> None:
+    """Store the first-run key as a normal key named ``first``, once (another process may race us)."""
+    if await store.key_by_digest(keys.digest(secret)) is not None:
+        return
+    try:
+        await store.add_key(keys.from_secret(secret, "first"))
+    except Exception:
+        if await store.key_by_digest(keys.digest(secret)) is None:
+            raise

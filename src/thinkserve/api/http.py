@@ -1,4 +1,5 @@
-"""Request plumbing shared by the dialects: body reading, ids, JSON responses (imports core)."""
+"""Request plumbing shared by the dialects: body reading, ids, JSON responses, the workspace header
+(imports core, platform.schema)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from thinkserve.core.errors import RequestTooLarge
+from thinkserve.core.errors import InvalidParameter, RequestTooLarge
+from thinkserve.platform.schema import NAME_LENGTH
+
+WORKSPACE_HEADER = "X-DashScope-WorkSpace"
 
 
 def new_request_id() -> str:
     return str(uuid.uuid4())
+
+
+def workspace_header(request: Request) -> str | None:
+    """The caller's ``X-DashScope-WorkSpace``, refused at the door when longer than the store keeps
+    (``usage.workspace``): a usage record that cannot be stored must never be admitted."""
+    value = request.headers.get(WORKSPACE_HEADER)
+    if value is not None and len(value) > NAME_LENGTH:
+        raise InvalidParameter(
+            f"The {WORKSPACE_HEADER} header must be at most {NAME_LENGTH} characters.",
+            param=WORKSPACE_HEADER,
+        )
+    return value
 
 
 async def read_body(request: Request, limit: int) -> bytes:

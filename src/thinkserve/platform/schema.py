@@ -19,16 +19,23 @@ from sqlalchemy import (
     Table,
 )
 
+# Lengths and ranges of the columns that take what callers send: checked at the door (the admin
+# API, the CLI, the dialects' workspace header), so that no value ever fails in the database.
+NAME_LENGTH = 200  # api_keys.name, api_keys.workspace, usage.workspace, usage.model
+KEY_ID_LENGTH = 64  # usage.key_id
+INT32_MAX = 2**31 - 1  # Integer columns
+INT64_MAX = 2**63 - 1  # BigInteger columns
+
 metadata = MetaData()
 
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("name", String(200), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
     Column("digest", String(64), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
-    Column("workspace", String(200)),
+    Column("workspace", String(NAME_LENGTH)),
     Column("admin", Boolean, nullable=False),
     Column("rpm", Integer),
     Column("tpm", BigInteger),
@@ -45,9 +52,9 @@ usage = Table(
     "usage",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("key_id", String(64), nullable=False),
-    Column("workspace", String(200)),
-    Column("model", String(200), nullable=False),
+    Column("key_id", String(KEY_ID_LENGTH), nullable=False),
+    Column("workspace", String(NAME_LENGTH)),
+    Column("model", String(NAME_LENGTH), nullable=False),
     Column("thinking", Boolean, nullable=False),
     Column("billed_thinking", Boolean, nullable=False),
     Column("status", String(16), nullable=False),
@@ -68,8 +75,8 @@ usage = Table(
 key_totals = Table(
     "key_totals",
     metadata,
-    Column("key_id", String(64), nullable=False),
-    Column("model", String(200), nullable=False),
+    Column("key_id", String(KEY_ID_LENGTH), nullable=False),
+    Column("model", String(NAME_LENGTH), nullable=False),
     Column("calls", BigInteger, nullable=False),
     Column("tokens", BigInteger, nullable=False),
     Column("cost_nano", BigInteger, nullable=False),

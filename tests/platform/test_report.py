@@ -75,6 +75,23 @@ def test_parse_time() -> None:
         parse_time("yesterday")
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["1e30", "-1e30", "1e309", "-inf", "nan", "-1", "253402300800", "99999999999999999999999d", "0001-01-01"],
+)
+def test_parse_time_refuses_times_out_of_range(text: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_time(text, now=H)
+
+
+def test_parse_time_bounds_and_long_input() -> None:
+    assert parse_time("0") == 0.0
+    assert parse_time("9999-12-31T23:59:59Z") == 253_402_300_799.0
+    with pytest.raises(ValueError, match="not a time") as info:
+        parse_time("y" * 100_000)
+    assert len(str(info.value)) < 200
+
+
 def test_settings_platform_tables_and_urls(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text(

@@ -116,3 +116,12 @@ def test_settings_platform_tables_and_urls(tmp_path: Path) -> None:
     f.write_text('[prices."m"]\ninput = 1\n')
     with pytest.raises(ConfigError):
         load_settings(f, environ={})
+
+
+def test_model_names_must_fit_the_usage_table(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(f'[models."{"m" * 200}"]\nmax_output = 8\n')
+    assert "m" * 200 in load_settings(f, environ={}).models
+    f.write_text(f'[models."{"m" * 201}"]\nmax_output = 8\n')
+    with pytest.raises(ConfigError, match="at most 200 printable characters"):
+        load_settings(f, environ={})

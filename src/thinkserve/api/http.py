@@ -1,5 +1,5 @@
 """Request plumbing shared by the dialects: body reading, ids, JSON responses, the workspace header
-(imports core, platform.schema)."""
+(imports core, platform.columns)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from thinkserve.core.errors import InvalidParameter, RequestTooLarge
-from thinkserve.platform.schema import NAME_LENGTH
+from thinkserve.platform.columns import NAME_LENGTH
 
 WORKSPACE_HEADER = "X-DashScope-WorkSpace"
 

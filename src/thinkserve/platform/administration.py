@@ -16,9 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 from thinkserve.platform.billing import PriceError, from_money, to_money
+from thinkserve.platform.columns import INT32_MAX, INT64_MAX, NAME_LENGTH
 from thinkserve.platform.keys import ApiKey, mint
 from thinkserve.platform.limits import Limits
-from thinkserve.platform.schema import INT32_MAX, INT64_MAX, NAME_LENGTH
 from thinkserve.platform.store import Store
 
 # The largest value of each count, from its column (Integer or BigInteger).

@@ -1,4 +1,4 @@
-"""The tables (imports nothing from thinkserve); migrations/ creates and evolves them.
+"""The tables (imports platform.columns); migrations/ creates and evolves them.
 
 Times are Unix seconds (float); ``hour`` is the start of the hour a request finished in, so that
 hourly reports group on an indexed integer. Money is integer nano-units (see ``billing``).
@@ -19,12 +19,7 @@ from sqlalchemy import (
     Table,
 )
 
-# Lengths and ranges of the columns that take what callers send: checked at the door (the admin
-# API, the CLI, the dialects' workspace header), so that no value ever fails in the database.
-NAME_LENGTH = 200  # api_keys.name, api_keys.workspace, usage.workspace, usage.model
-KEY_ID_LENGTH = 64  # usage.key_id
-INT32_MAX = 2**31 - 1  # Integer columns
-INT64_MAX = 2**63 - 1  # BigInteger columns
+from thinkserve.platform.columns import KEY_ID_LENGTH, NAME_LENGTH
 
 metadata = MetaData()
 

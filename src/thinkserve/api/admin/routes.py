@@ -29,8 +29,8 @@ from thinkserve.core.errors import Forbidden, InvalidParameter, RouteNotFound, T
 from thinkserve.monitor.metrics import Metrics
 from thinkserve.platform import report
 from thinkserve.platform.administration import KeyFieldError, check_text, key_json
+from thinkserve.platform.columns import KEY_ID_LENGTH, NAME_LENGTH
 from thinkserve.platform.port import Administration
-from thinkserve.platform.schema import KEY_ID_LENGTH, NAME_LENGTH
 
 
 async def _admin(request: Request) -> Administration:

@@ -249,3 +249,6 @@ def test_workspace_header_longer_than_the_store_keeps_is_400(fake_server: LiveSe
     assert error["param"] == "X-DashScope-WorkSpace"
     assert "at most 200 characters" in error["message"]
     assert post(fake_server, GOOD, {"X-DashScope-WorkSpace": "w" * 200}).status_code == 200
+    # The HTTP parser lets a tab through; the store is given no control characters either.
+    error = _error(post(fake_server, GOOD, {"X-DashScope-WorkSpace": "a\tb"}), 400, "invalid_parameter_error")
+    assert "control characters" in error["message"]

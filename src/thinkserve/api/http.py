@@ -29,6 +29,12 @@ def workspace_header(request: Request) -> str | None:
             f"The {WORKSPACE_HEADER} header must be at most {NAME_LENGTH} characters.",
             param=WORKSPACE_HEADER,
         )
+    # HTTP parsers refuse most control characters in headers; what one lets through, the store
+    # (PostgreSQL refuses NUL) must not see either.
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidParameter(
+            f"The {WORKSPACE_HEADER} header must not contain control characters.", param=WORKSPACE_HEADER
+        )
     return value
 
 

@@ -83,4 +83,25 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    sys.exit(args.func(args))
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.exit(_stdout_closed())
+    sys.exit(code)
+
+
+# What a shell reports for a writer that SIGPIPE ended (128 + 13), as ``yes | head`` does.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_closed() -> int:
+    """Stdout's reader went away (``thinkserve usage --json | head``): stop quietly.
+
+    Whatever is still buffered can never be written; pointing stdout at /dev/null keeps the
+    interpreter's final flush from printing another ``BrokenPipeError`` on the way out.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE

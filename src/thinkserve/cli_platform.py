@@ -136,7 +136,7 @@ async def _with_store(command: Command, args: argparse.Namespace, settings: Sett
 
 
 async def _keys_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from thinkserve.platform.administration import new_key
+    from thinkserve.platform.administration import KeyFieldError, new_key
     from thinkserve.platform.billing import PriceError
     from thinkserve.platform.limits import Limits
 
@@ -149,6 +149,9 @@ async def _keys_create(args: argparse.Namespace, settings: Settings, store: Stor
             quota_tokens=args.quota_tokens,
             spend_limit=args.spend_limit,
         )
+    except KeyFieldError as exc:
+        log.error("--%s: %s", exc.param.replace("_", "-"), exc)
+        return 2
     except PriceError as exc:
         log.error("--spend-limit: %s", exc)
         return 2

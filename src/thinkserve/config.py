@@ -39,6 +39,7 @@ from thinkserve.core.paths import default_data_dir
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.registry import EngineSettings, default_engine, settings_from_table
 from thinkserve.platform.billing import Price, PriceError, parse_prices
+from thinkserve.platform.columns import NAME_LENGTH
 from thinkserve.platform.limits import FAILURE_MODES, FailureMode, Limits, LimitsError, parse_limits
 from thinkserve.platform.settings import PlatformSettings
 
@@ -107,6 +108,11 @@ def load_settings(
     for name, table in data.get("models", {}).items():
         models[name] = spec_from_table(name, table, models.get(name))
     for spec in models.values():
+        # The name is what usage records store (usage.model): it must fit there.
+        if len(spec.name) > NAME_LENGTH or not spec.name.isprintable():
+            raise ConfigError(
+                f"model name {spec.name[:40]!r}... must be at most {NAME_LENGTH} printable characters"
+            )
         if spec.engine not in engines:
             raise ConfigError(f"model {spec.name!r} uses unknown engine {spec.engine!r}")
     if model is not None:

@@ -369,3 +369,51 @@ def test_error_after_the_stream_started_is_an_error_block(error: Exception, mess
     assert failure.raw == (
         b"id:%d\nevent:error\n:HTTP_STATUS/500\ndata:%b\n\n" % (len(blocks), orjson.dumps(expected))
     )
+
+
+# Hostile values that used to be accepted (1e300 reached the C sampler as inf; 500k stop strings
+# stalled the event loop), each with the message that now refuses it.
+OUT_OF_RANGE = [
+    ({"repetition_penalty": 1e300}, "Repetition_penalty should be in (0.0, 2.0]"),
+    ({"repetition_penalty": 2.5}, "Repetition_penalty should be in (0.0, 2.0]"),
+    ({"presence_penalty": 1e300}, "Presence_penalty should be in [-2.0, 2.0]"),
+    ({"temperature": -1e300}, "Temperature should be in [0.0, 2.0)"),
+    ({"top_p": 1e300}, "Range of top_p should be (0.0, 1.0]"),
+    ({"top_k": -1}, "top_k be greater than or equal to 0"),
+    ({"seed": 2**64 - 1}, "Range of seed should be [0, 9223372036854775807]"),
+    ({"stop": ["s"] * 17}, "The stop parameter must have at most 16 strings"),
+    ({"stop": ["s"] * 500_000}, "The stop parameter must have at most 16 strings"),
+    ({"stop": "s" * 257}, "Each string of the stop parameter must be at most 256 characters"),
+]
+
+
+def test_out_of_range_parameters_get_a_native_400(target: Target) -> None:
+    for parameters, message in OUT_OF_RANGE:
+        response = httpx.post(target.url, json=body_with(**parameters), headers=SSE)
+        assert response.status_code == 400, (parameters, response.text[:200])
+        data = response.json()
+        assert list(data) == ["code", "message", "request_id"]
+        assert data["code"] == "InvalidParameter"
+        assert message in data["message"]
+    at_bounds = body_with(
+        repetition_penalty=2.0,
+        presence_penalty=2.0,
+        top_k=2**64 - 1,
+        seed=2**63 - 1,
+        stop=["s" * 256] + [f"never said {i}" for i in range(15)],
+        max_tokens=8,
+    )
+    response = httpx.post(target.url, json=at_bounds, headers=AUTH)
+    assert response.status_code == 200, response.text
+
+
+def test_workspace_header_longer_than_the_store_keeps_is_a_native_400(target: Target) -> None:
+    response = httpx.post(
+        target.url, json=SEED_CURL_BODY, headers={**SSE, "X-DashScope-WorkSpace": "w" * 201}
+    )
+    assert response.status_code == 400
+    data = response.json()
+    assert (list(data), data["code"]) == (["code", "message", "request_id"], "InvalidParameter")
+    assert "X-DashScope-WorkSpace header must be at most 200 characters" in data["message"]
+    ok = httpx.post(target.url, json=SEED_CURL_BODY, headers={**SSE, "X-DashScope-WorkSpace": "w" * 200})
+    assert ok.status_code == 200

@@ -193,3 +193,62 @@ def test_client_disconnect_cancels_the_sequence(fake_server: LiveServer, fake_en
         time.sleep(0.02)
     assert fake_engine.stats.cancelled == 1
     assert fake_engine.stats.active == 0
+
+
+# Hostile values that used to be accepted (1e300 reached the C sampler as inf; 500k stop strings
+# stalled the event loop), each with the message that now refuses it.
+OUT_OF_RANGE = [
+    ({"repetition_penalty": 1e300}, "repetition_penalty", "Repetition_penalty should be in (0.0, 2.0]"),
+    ({"repetition_penalty": 2.5}, "repetition_penalty", "Repetition_penalty should be in (0.0, 2.0]"),
+    ({"repetition_penalty": 0}, "repetition_penalty", "Repetition_penalty should be greater than 0.0"),
+    ({"presence_penalty": -1e300}, "presence_penalty", "Presence_penalty should be in [-2.0, 2.0]"),
+    ({"temperature": 1e300}, "temperature", "Temperature should be in [0.0, 2.0)"),
+    ({"temperature": -1e-300}, "temperature", "Temperature should be in [0.0, 2.0)"),
+    ({"top_p": 1e300}, "top_p", "Range of top_p should be (0.0, 1.0]"),
+    ({"top_k": -1}, "top_k", "top_k be greater than or equal to 0"),
+    ({"seed": -1}, "seed", "Range of seed should be [0, 9223372036854775807]"),
+    ({"seed": 2**64 - 1}, "seed", "Range of seed should be [0, 9223372036854775807]"),
+    ({"stop": ["s"] * 17}, "stop", "The stop parameter must have at most 16 strings"),
+    ({"stop": ["s"] * 500_000}, "stop", "The stop parameter must have at most 16 strings"),
+    ({"stop": "s" * 257}, "stop", "Each string of the stop parameter must be at most 256 characters"),
+    ({"stop": ["ok", "s" * 257]}, "stop", "Each string of the stop parameter must be at most 256 characters"),
+]
+
+
+@pytest.mark.parametrize(("extra", "param", "fragment"), OUT_OF_RANGE)
+def test_out_of_range_parameters_get_400_in_openai_shape(
+    fake_server: LiveServer, fake_engine: FakeEngine, extra: dict[str, Any], param: str, fragment: str
+) -> None:
+    error = _error(post(fake_server, {**GOOD, **extra}), 400, "invalid_parameter_error")
+    assert fragment in error["message"]
+    assert error["param"] == param
+    assert fake_engine.stats.submitted == 0
+
+
+def test_parameters_at_their_bounds_are_served(fake_server: LiveServer) -> None:
+    body = {
+        **GOOD,
+        "stream": False,
+        "repetition_penalty": 2.0,
+        "presence_penalty": -2.0,
+        "temperature": 1.99,
+        "top_p": 1.0,
+        "top_k": 2**64 - 1,  # above 100: top-k off, as Model Studio does
+        "seed": 2**63 - 1,
+        "stop": ["s" * 256] + [f"never said {i}" for i in range(15)],
+    }
+    resp = post(fake_server, body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_workspace_header_longer_than_the_store_keeps_is_400(fake_server: LiveServer) -> None:
+    error = _error(
+        post(fake_server, GOOD, {"X-DashScope-WorkSpace": "w" * 201}), 400, "invalid_parameter_error"
+    )
+    assert error["param"] == "X-DashScope-WorkSpace"
+    assert "at most 200 characters" in error["message"]
+    assert post(fake_server, GOOD, {"X-DashScope-WorkSpace": "w" * 200}).status_code == 200
+    # The HTTP parser lets a tab through; the store is given no control characters either.
+    error = _error(post(fake_server, GOOD, {"X-DashScope-WorkSpace": "a\tb"}), 400, "invalid_parameter_error")
+    assert "control characters" in error["message"]

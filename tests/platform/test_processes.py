@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -159,3 +161,61 @@ def test_kill_9_loses_no_finished_request(db: str | None, tmp_path: Path) -> Non
     workspaces = [row.workspace for row in rows]
     assert len(workspaces) == len(set(workspaces))  # nothing stored twice
     assert not list((tmp_path / "data" / "journal").glob("*.jsonl"))
+
+
+def test_cli_output_cut_short_by_head_ends_quietly(tmp_path: Path) -> None:
+    """``thinkserve usage --json | head -c 10``: no BrokenPipeError traceback, SIGPIPE's status."""
+    config = write_config(tmp_path)
+    hours = 600  # one row each: far more than a pipe's 64 KiB buffer
+
+    async def fill() -> None:
+        store = await Store.open(database.database_url(None, tmp_path / "data"))
+        try:
+            records = [
+                UsageRecord(
+                    id=f"r{i}",
+                    key_id="key_a",
+                    workspace=None,
+                    model="qwen-plus",
+                    thinking=True,
+                    status="ok",
+                    input_tokens=10,
+                    cached_tokens=0,
+                    output_tokens=20,
+                    reasoning_tokens=15,
+                    ttft_ms=12.5,
+                    duration_ms=100.0,
+                    at=1_700_000_000.0 + i * 3600,
+                )
+                for i in range(hours)
+            ]
+            await store.write(records, {})
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    command = [sys.executable, "-m", "thinkserve", "--log-level", "warning", "usage", "--json"]
+    writer = subprocess.Popen(
+        [*command, "--since", "0", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "THINKSERVE_API_KEYS": ""},
+    )
+    assert writer.stdout is not None and writer.stderr is not None
+    head = subprocess.Popen(["head", "-c", "10"], stdin=writer.stdout, stdout=subprocess.PIPE)
+    writer.stdout.close()  # head alone reads it now
+    out, _ = head.communicate(timeout=120)
+    err = writer.stderr.read().decode()
+    status = writer.wait(timeout=120)
+    assert out == b'{"hour":"2'
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert status == 141
+    # Read to the end, the same command succeeds and prints every row.
+    whole = subprocess.run(
+        [*command, "--since", "0", "--config", str(config)], capture_output=True, timeout=120
+    )
+    assert whole.returncode == 0 and len(whole.stdout.splitlines()) == hours
+    # A key field the store cannot hold is refused by the CLI too, without a traceback.
+    refused = cli("keys", "create", "--name", "n" * 201, "--config", str(config), check=False)
+    assert refused.returncode == 2 and "name must be at most 200 characters" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -75,6 +75,23 @@ def test_parse_time() -> None:
         parse_time("yesterday")
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["1e30", "-1e30", "1e309", "-inf", "nan", "-1", "253402300800", "99999999999999999999999d", "0001-01-01"],
+)
+def test_parse_time_refuses_times_out_of_range(text: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_time(text, now=H)
+
+
+def test_parse_time_bounds_and_long_input() -> None:
+    assert parse_time("0") == 0.0
+    assert parse_time("9999-12-31T23:59:59Z") == 253_402_300_799.0
+    with pytest.raises(ValueError, match="not a time") as info:
+        parse_time("y" * 100_000)
+    assert len(str(info.value)) < 200
+
+
 def test_settings_platform_tables_and_urls(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text(
@@ -98,4 +115,13 @@ def test_settings_platform_tables_and_urls(tmp_path: Path) -> None:
         load_settings(f, environ={})
     f.write_text('[prices."m"]\ninput = 1\n')
     with pytest.raises(ConfigError):
+        load_settings(f, environ={})
+
+
+def test_model_names_must_fit_the_usage_table(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(f'[models."{"m" * 200}"]\nmax_output = 8\n')
+    assert "m" * 200 in load_settings(f, environ={}).models
+    f.write_text(f'[models."{"m" * 201}"]\nmax_output = 8\n')
+    with pytest.raises(ConfigError, match="at most 200 printable characters"):
         load_settings(f, environ={})

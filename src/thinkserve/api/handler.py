@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from thinkserve.api.app_state import AppState
 from thinkserve.api.dialect import Dialect, StreamWriter
 from thinkserve.api.errors import retry_headers, status_of
-from thinkserve.api.http import json_response, new_request_id, read_body
+from thinkserve.api.http import json_response, new_request_id, read_body, workspace_header
 from thinkserve.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from thinkserve.core.errors import EngineFailure, ThinkserveError
 from thinkserve.platform.port import Principal
@@ -30,9 +30,7 @@ def error_response(dialect: Dialect, error: ThinkserveError, request_id: str) ->
 
 
 async def authenticate(state: AppState, request: Request) -> Principal:
-    return await state.gate.authenticate(
-        request.headers.get("authorization"), request.headers.get("x-dashscope-workspace")
-    )
+    return await state.gate.authenticate(request.headers.get("authorization"), workspace_header(request))
 
 
 async def handle(dialect: Dialect, request: Request) -> Response:

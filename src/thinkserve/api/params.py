@@ -11,6 +11,14 @@ from thinkserve.core.types import SamplingParams
 
 _DEFAULT = SamplingParams()
 
+# Upper bounds Model Studio does not state. repetition_penalty: 1.0 is none and values past 2.0
+# make every seen token all but unsayable; without a bound, 1e300 reached the C sampler as inf.
+REPETITION_PENALTY_MAX = 2.0
+# stop: OpenAI takes at most 4 strings, Model Studio states no count. 16 short strings cover every
+# real use, and bound the per-token work of the stop matcher (500k of them stalled the server).
+STOP_COUNT_MAX = 16
+STOP_LENGTH_MAX = 256
+
 
 def sampling_params(
     *,
@@ -32,6 +40,10 @@ def sampling_params(
         raise InvalidParameter("Range of seed should be [0, 9223372036854775807]", param="seed")
     if repetition_penalty is not None and repetition_penalty <= 0:
         raise InvalidParameter("Repetition_penalty should be greater than 0.0", param="repetition_penalty")
+    if repetition_penalty is not None and not repetition_penalty <= REPETITION_PENALTY_MAX:  # NaN too
+        raise InvalidParameter(
+            f"Repetition_penalty should be in (0.0, {REPETITION_PENALTY_MAX}]", param="repetition_penalty"
+        )
     if presence_penalty is not None and not -2.0 <= presence_penalty <= 2.0:
         raise InvalidParameter("Presence_penalty should be in [-2.0, 2.0]", param="presence_penalty")
     return SamplingParams(
@@ -43,6 +55,17 @@ def sampling_params(
         repetition_penalty=_DEFAULT.repetition_penalty if repetition_penalty is None else repetition_penalty,
         presence_penalty=_DEFAULT.presence_penalty if presence_penalty is None else presence_penalty,
     )
+
+
+def stop_strings(stop: tuple[str, ...]) -> tuple[str, ...]:
+    """``stop`` within its caps: at most ``STOP_COUNT_MAX`` strings of ``STOP_LENGTH_MAX`` characters."""
+    if len(stop) > STOP_COUNT_MAX:
+        raise InvalidParameter(f"The stop parameter must have at most {STOP_COUNT_MAX} strings", param="stop")
+    if any(len(s) > STOP_LENGTH_MAX for s in stop):
+        raise InvalidParameter(
+            f"Each string of the stop parameter must be at most {STOP_LENGTH_MAX} characters", param="stop"
+        )
+    return stop
 
 
 def check_n(n: int | None) -> None:

@@ -15,10 +15,39 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from thinkserve.platform.billing import from_money, to_money
+from thinkserve.platform.billing import PriceError, from_money, to_money
+from thinkserve.platform.columns import INT32_MAX, INT64_MAX, NAME_LENGTH
 from thinkserve.platform.keys import ApiKey, mint
 from thinkserve.platform.limits import Limits
 from thinkserve.platform.store import Store
+
+# The largest value of each count, from its column (Integer or BigInteger).
+COUNT_MAX = {
+    "rpm": INT32_MAX,
+    "tpm": INT64_MAX,
+    "rps": INT32_MAX,
+    "tps": INT64_MAX,
+    "concurrency": INT32_MAX,
+    "quota_tokens": INT64_MAX,
+}
+
+
+class KeyFieldError(ValueError):
+    """A field of a new key that cannot be stored; ``param`` names it."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def check_text(value: str, param: str, limit: int = NAME_LENGTH) -> str:
+    """A name the store keeps: at most ``limit`` characters, none of them a control character
+    (PostgreSQL refuses NUL in text)."""
+    if len(value) > limit:
+        raise KeyFieldError(f"{param} must be at most {limit} characters", param)
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise KeyFieldError(f"{param} must not contain control characters", param)
+    return value
 
 
 def key_json(key: ApiKey, spent_nano: int | None = None) -> dict[str, Any]:
@@ -51,8 +80,23 @@ def new_key(
     quota_tokens: int | None,
     spend_limit: str | int | float | Decimal | None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its secret; ``spend_limit`` is an amount (``"25.00"``); raises ``PriceError``."""
+    """A new key and its secret; ``spend_limit`` is an amount (``"25.00"``).
+
+    Raises ``KeyFieldError`` for a value its column cannot hold (``PriceError`` for the amount).
+    """
+    check_text(name, "name")
+    if workspace is not None:
+        check_text(workspace, "workspace")
+    counts = {
+        **{f: getattr(limits, f) for f in COUNT_MAX if f != "quota_tokens"},
+        "quota_tokens": quota_tokens,
+    }
+    for field, value in counts.items():
+        if value is not None and not 0 <= value <= COUNT_MAX[field]:
+            raise KeyFieldError(f"{field} must be a count in [0, {COUNT_MAX[field]}]", field)
     spend = None if spend_limit is None else from_money(spend_limit)
+    if spend is not None and spend > INT64_MAX:
+        raise PriceError(f"not an amount: {spend_limit!r} (at most {to_money(INT64_MAX)})")
     return mint(
         name,
         workspace=workspace,

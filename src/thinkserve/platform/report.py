@@ -121,8 +121,27 @@ async def hourly(
     return aggregate(await store.rows(since, until, model=model, key_id=key_id), by)
 
 
+# The times a query may name: from the Unix epoch to the last second of year 9999, the range of
+# a datetime and far inside the store's integer and float columns.
+LATEST = 253402300799.0
+
+
 def parse_time(text: str, now: float | None = None) -> float:
-    """``24h`` / ``90m`` / ``7d`` (ago), an ISO 8601 date or time (UTC unless it says), or Unix seconds."""
+    """``24h`` / ``90m`` / ``7d`` (ago), an ISO 8601 date or time (UTC unless it says), or Unix seconds.
+
+    Raises ``ValueError`` for anything else, and for a time outside ``[0, LATEST]`` (``1e30``,
+    ``-1e30``, ``nan``, ``inf``...).
+    """
+    when = _parse_time(text, now)
+    if not 0.0 <= when <= LATEST:  # also false for NaN
+        raise ValueError(
+            f"time out of range: {_shown(text)} (from 1970-01-01 to 9999-12-31, "
+            f"or Unix seconds in [0, {LATEST:.0f}])"
+        )
+    return when
+
+
+def _parse_time(text: str, now: float | None) -> float:
     now = time.time() if now is None else now
     text = text.strip()
     if m := _RELATIVE.match(text):
@@ -134,7 +153,15 @@ def parse_time(text: str, now: float | None = None) -> float:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(f"not a time: {text!r} (use 24h, 7d, 2025-11-25T08:00, or Unix seconds)") from exc
+        raise ValueError(
+            f"not a time: {_shown(text)} (use 24h, 7d, 2025-11-25T08:00, or Unix seconds)"
+        ) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
+
+
+def _shown(text: str) -> str:
+    """``text`` as an error message quotes it: at most 40 characters of it."""
+    text = text.strip()
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "…"

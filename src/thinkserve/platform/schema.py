@@ -1,4 +1,4 @@
-"""The tables (imports nothing from thinkserve); migrations/ creates and evolves them.
+"""The tables (imports platform.columns); migrations/ creates and evolves them.
 
 Times are Unix seconds (float); ``hour`` is the start of the hour a request finished in, so that
 hourly reports group on an indexed integer. Money is integer nano-units (see ``billing``).
@@ -19,16 +19,18 @@ from sqlalchemy import (
     Table,
 )
 
+from thinkserve.platform.columns import KEY_ID_LENGTH, NAME_LENGTH
+
 metadata = MetaData()
 
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("name", String(200), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
     Column("digest", String(64), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
-    Column("workspace", String(200)),
+    Column("workspace", String(NAME_LENGTH)),
     Column("admin", Boolean, nullable=False),
     Column("rpm", Integer),
     Column("tpm", BigInteger),
@@ -45,9 +47,9 @@ usage = Table(
     "usage",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("key_id", String(64), nullable=False),
-    Column("workspace", String(200)),
-    Column("model", String(200), nullable=False),
+    Column("key_id", String(KEY_ID_LENGTH), nullable=False),
+    Column("workspace", String(NAME_LENGTH)),
+    Column("model", String(NAME_LENGTH), nullable=False),
     Column("thinking", Boolean, nullable=False),
     Column("billed_thinking", Boolean, nullable=False),
     Column("status", String(16), nullable=False),
@@ -68,8 +70,8 @@ usage = Table(
 key_totals = Table(
     "key_totals",
     metadata,
-    Column("key_id", String(64), nullable=False),
-    Column("model", String(200), nullable=False),
+    Column("key_id", String(KEY_ID_LENGTH), nullable=False),
+    Column("model", String(NAME_LENGTH), nullable=False),
     Column("calls", BigInteger, nullable=False),
     Column("tokens", BigInteger, nullable=False),
     Column("cost_nano", BigInteger, nullable=False),

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from thinkserve.api.errors import status_of
 from thinkserve.api.http import json_response
 from thinkserve.core.errors import ErrorKind, Forbidden, InvalidParameter, ThinkserveError
-from thinkserve.platform.administration import new_key
+from thinkserve.platform.administration import KeyFieldError, new_key
 from thinkserve.platform.billing import PriceError
 from thinkserve.platform.keys import ApiKey
 from thinkserve.platform.limits import Limits
@@ -55,7 +55,12 @@ def error_response(error: ThinkserveError, request_id: str) -> Response:
 
 
 def parse_new_key(body: bytes) -> tuple[ApiKey, str]:
-    """The key a ``POST /admin/v1/keys`` body asks for, and its secret; raises ``InvalidParameter``."""
+    """The key a ``POST /admin/v1/keys`` body asks for, and its secret; raises ``InvalidParameter``.
+
+    Types are strict, as JSON has them: ``admin`` is ``true`` or ``false`` (never ``"false"`` or
+    ``0``), counts are integers (never ``true``, ``1.5`` or ``"60"``), ``spend_limit`` is a decimal
+    string or a number; each value must also fit its column (``administration.new_key``).
+    """
     try:
         raw: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -72,14 +77,26 @@ def parse_new_key(body: bytes) -> tuple[ApiKey, str]:
     workspace = raw.get("workspace")
     if workspace is not None and not isinstance(workspace, str):
         raise InvalidParameter("workspace must be a string", param="workspace")
+    admin = raw.get("admin")
+    if admin is not None and not isinstance(admin, bool):
+        raise InvalidParameter("admin must be true or false", param="admin")
+    spend_limit = raw.get("spend_limit")
+    if spend_limit is not None and (
+        isinstance(spend_limit, bool) or not isinstance(spend_limit, str | int | float)
+    ):
+        raise InvalidParameter(
+            "spend_limit must be an amount: a decimal string or a number", param="spend_limit"
+        )
     try:
         return new_key(
             raw["name"].strip(),
             workspace=workspace,
-            admin=bool(raw.get("admin", False)),
+            admin=bool(admin),
             limits=Limits(*(raw.get(n) for n in _INTS[:5])),
             quota_tokens=raw.get("quota_tokens"),
-            spend_limit=raw.get("spend_limit"),
+            spend_limit=spend_limit,
         )
+    except KeyFieldError as exc:
+        raise InvalidParameter(str(exc), param=exc.param) from exc
     except PriceError as exc:
         raise InvalidParameter(str(exc), param="spend_limit") from exc

@@ -24,19 +24,18 @@ from starlette.routing import BaseRoute, Route
 
 from thinkserve.api.admin.bodies import error_response, parse_new_key
 from thinkserve.api.app_state import AppState
-from thinkserve.api.http import json_response, new_request_id, read_body
+from thinkserve.api.http import json_response, new_request_id, read_body, workspace_header
 from thinkserve.core.errors import Forbidden, InvalidParameter, RouteNotFound, ThinkserveError
 from thinkserve.monitor.metrics import Metrics
 from thinkserve.platform import report
-from thinkserve.platform.administration import key_json
+from thinkserve.platform.administration import KeyFieldError, check_text, key_json
+from thinkserve.platform.columns import KEY_ID_LENGTH, NAME_LENGTH
 from thinkserve.platform.port import Administration
 
 
 async def _admin(request: Request) -> Administration:
     state: AppState = request.app.state.thinkserve
-    principal = await state.gate.authenticate(
-        request.headers.get("authorization"), request.headers.get("x-dashscope-workspace")
-    )
+    principal = await state.gate.authenticate(request.headers.get("authorization"), workspace_header(request))
     if not principal.admin:
         raise Forbidden("This API key may not use the admin API.")
     admin = state.gate.administration()
@@ -51,14 +50,30 @@ async def usage(request: Request) -> Response:
         q = request.query_params
         try:
             since = report.parse_time(q.get("since", "24h"))
-            until = report.parse_time(q["until"]) if "until" in q else None
-            by = [b for b in q.get("by", "").split(",") if b]
-            rows = await admin.usage(since, until, model=q.get("model"), key_id=q.get("key"), by=by)
         except ValueError as exc:
-            raise InvalidParameter(str(exc)) from exc
+            raise InvalidParameter(f"since: {exc}", param="since") from exc
+        try:
+            until = report.parse_time(q["until"]) if "until" in q else None
+        except ValueError as exc:
+            raise InvalidParameter(f"until: {exc}", param="until") from exc
+        model = _text_query(q.get("model"), "model", NAME_LENGTH)
+        key_id = _text_query(q.get("key"), "key", KEY_ID_LENGTH)
+        try:
+            by = [b for b in q.get("by", "").split(",") if b]
+            rows = await admin.usage(since, until, model=model, key_id=key_id, by=by)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc), param="by") from exc
     except ThinkserveError as error:
         return error_response(error, new_request_id())
     return json_response({"object": "list", "data": [r.to_json() for r in rows]})
+
+
+def _text_query(value: str | None, name: str, limit: int) -> str | None:
+    """A query parameter matched against a stored column: no longer than it, no control characters."""
+    try:
+        return None if value is None else check_text(value, name, limit)
+    except KeyFieldError as exc:
+        raise InvalidParameter(str(exc), param=name) from exc
 
 
 async def list_keys(request: Request) -> Response:
@@ -84,7 +99,8 @@ async def revoke_key(request: Request) -> Response:
     try:
         admin = await _admin(request)
         key_id = request.path_params["key_id"]
-        if not await admin.revoke(key_id):
+        # An id (or shown prefix) the store could never hold is no key at all.
+        if len(key_id) > KEY_ID_LENGTH or not key_id.isprintable() or not await admin.revoke(key_id):
             raise RouteNotFound(f"No active key {key_id!r}.")
     except ThinkserveError as error:
         return error_response(error, new_request_id())

@@ -170,7 +170,7 @@ def to_parsed(wire: schemas.GenerationRequest, *, sse: bool) -> Parsed:
             repetition_penalty=p.repetition_penalty,
             presence_penalty=p.presence_penalty,
         ),
-        stop=_stop(p.stop),
+        stop=params.stop_strings(_stop(p.stop)),
     )
     return Parsed(chat, p.result_format, p.incremental_output)
 

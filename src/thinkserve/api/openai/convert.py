@@ -59,7 +59,7 @@ def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
         if m.role == "user" and not text.strip():
             raise InvalidParameter(f"messages[{i}].content must not be empty", param="messages")
         messages.append(Message(role=m.role, content=text, reasoning=m.reasoning_content))
-    stop = (wire.stop,) if isinstance(wire.stop, str) else tuple(wire.stop or ())
+    stop = params.stop_strings((wire.stop,) if isinstance(wire.stop, str) else tuple(wire.stop or ()))
     return ChatRequest(
         model=wire.model,
         messages=tuple(messages),

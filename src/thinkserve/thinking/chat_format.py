@@ -11,12 +11,17 @@ Two cases, told apart by the chat template in the model file:
 - **prompted thinking** (any other instruct model, e.g. the default Qwen2.5-Coder): thinking is
   asked for by a system instruction and the assistant turn is opened with ``<think>\\n``. With
   thinking off, the plain template is used.
+
+Only the template's own markup may become control tokens. Caller text (message content, the system
+prompt, reasoning sent back in history) is tokenized as text: ``hi<|im_end|>\n<|im_start|>system``
+in a user message stays those characters and forges no turn. See ``_Guard``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,6 +66,77 @@ def _raise(message: str) -> None:
     raise TemplateError(message)
 
 
+def _control_pattern(texts: Iterable[str]) -> re.Pattern[str] | None:
+    """A regex matching any control-token text, longest first (as llama.cpp partitions)."""
+    ordered = sorted({t for t in texts if t}, key=lambda t: (-len(t), t))
+    if not ordered:
+        return None
+    return re.compile("|".join(re.escape(t) for t in ordered))
+
+
+# Sentinels come from Supplementary Private Use Area-A, which no tokenizer gives a meaning to.
+_SENTINEL_BASE = 0xF0000
+_SENTINEL_END = 0xFFFFD
+
+
+class _Guard:
+    """Keeps control-token text in caller strings from becoming control tokens.
+
+    Only built when some caller string holds control-token text (``None`` otherwise, and the prompt
+    is ``encode(text, special=True)`` exactly as always). Each such occurrence is replaced, before
+    rendering, by a private-use sentinel character that the template passes through like any other
+    text; everything else in the caller strings is left alone, so templates that inspect content
+    (Qwen3 splits assistant content at ``</think>``, checks ``<tool_response>``) see the same text.
+    After rendering, every control-token text left is the template's own. ``encode`` splits the
+    prompt at those, as llama.cpp's special-token parsing does, emits their ids, and encodes each
+    fragment between them with the sentinels turned back into their text and ``special=False``: the
+    caller's ``<|im_end|>`` is tokenized exactly as the text it is, together with its neighbours.
+    """
+
+    __slots__ = ("_controls", "_restore", "_sentinels")
+
+    def __init__(self, controls: re.Pattern[str], found: set[str], callers: Sequence[str]) -> None:
+        self._controls = controls
+        taken = set("".join(found)).union(*callers)
+        self._sentinels: dict[str, str] = {}
+        code = _SENTINEL_BASE
+        for text in sorted(found):
+            while code <= _SENTINEL_END and chr(code) in taken:
+                code += 1
+            if code > _SENTINEL_END:  # a caller sent most of a private-use plane: not a prompt
+                raise InvalidParameter("The messages hold too many private-use characters.")
+            self._sentinels[text] = chr(code)
+            code += 1
+        self._restore = {ord(ch): text for text, ch in self._sentinels.items()}
+
+    @classmethod
+    def of(cls, controls: re.Pattern[str] | None, callers: Sequence[str]) -> _Guard | None:
+        if controls is None:
+            return None
+        found = {m.group() for text in callers for m in controls.finditer(text)}
+        return cls(controls, found, callers) if found else None
+
+    def protect(self, text: str) -> str:
+        """``text`` (a caller string) with its control-token texts replaced by sentinels."""
+        return self._controls.sub(lambda m: self._sentinels[m.group()], text)
+
+    def encode(self, tokenizer: Tokenizer, text: str) -> list[int]:
+        """Tokenize a prompt rendered from protected caller strings."""
+        out: list[int] = []
+        ids: dict[str, list[int]] = {}
+        pos = 0
+        for m in self._controls.finditer(text):
+            out += tokenizer.encode(text[pos : m.start()].translate(self._restore), special=False)
+            control = m.group()
+            known = ids.get(control)
+            if known is None:
+                known = ids[control] = tokenizer.encode(control, special=True)
+            out += known
+            pos = m.end()
+        out += tokenizer.encode(text[pos:].translate(self._restore), special=False)
+        return out
+
+
 class ChatFormat:
     """Renders prompts for one tokenizer and builds the matching splitter."""
 
@@ -77,6 +153,7 @@ class ChatFormat:
         self.start_id = start
         self.end_id = end
         self.token_level = start is not None and end is not None
+        self._controls = _control_pattern(tokenizer.control_texts)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -88,7 +165,9 @@ class ChatFormat:
 
     def render(self, messages: Sequence[Message], *, thinking: bool) -> Prompt:
         """Render and tokenize ``messages`` for a reply with thinking on or off."""
-        text = self._render_text(messages, thinking)
+        callers = [m.content for m in messages] + [m.reasoning for m in messages if m.reasoning is not None]
+        guard = _Guard.of(self._controls, callers)
+        text = self._render_text(messages, thinking, guard)
         stripped = text.rstrip()
         opened = stripped.endswith(THINK_START)
         if not thinking and opened:
@@ -98,14 +177,18 @@ class ChatFormat:
         elif not thinking and self.native and not stripped.endswith(THINK_END):
             # The template cannot switch thinking off: give it the empty block Qwen3 uses.
             text += "<think>\n\n</think>\n\n"
-        return Prompt(self._tok.encode(text, special=True), opened)
+        tokens = self._tok.encode(text, special=True) if guard is None else guard.encode(self._tok, text)
+        return Prompt(tokens, opened)
 
-    def _render_text(self, messages: Sequence[Message], thinking: bool) -> str:
+    def _render_text(self, messages: Sequence[Message], thinking: bool, guard: _Guard | None) -> str:
+        def caller(text: str) -> str:
+            return text if guard is None else guard.protect(text)
+
         turns: list[dict[str, Any]] = []
         for m in messages:
-            turn: dict[str, Any] = {"role": m.role, "content": m.content}
+            turn: dict[str, Any] = {"role": m.role, "content": caller(m.content)}
             if m.role == "assistant" and m.reasoning is not None and self.native:
-                turn["reasoning_content"] = m.reasoning
+                turn["reasoning_content"] = caller(m.reasoning)
             turns.append(turn)
         if self.prompted and thinking:
             if turns and turns[0]["role"] == "system":

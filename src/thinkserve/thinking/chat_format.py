@@ -67,11 +67,31 @@ def _raise(message: str) -> None:
 
 
 def _control_pattern(texts: Iterable[str]) -> re.Pattern[str] | None:
-    """A regex matching any control-token text, longest first (as llama.cpp partitions)."""
-    ordered = sorted({t for t in texts if t}, key=lambda t: (-len(t), t))
-    if not ordered:
+    """A regex matching any control-token text, the longest one where several start at a place.
+
+    Built as a trie, one branch per next character, not as a flat alternation: some vocabularies
+    hold hundreds of control tokens sharing a prefix (Llama 3's ``<|reserved_special_token_N|>``),
+    and a flat alternation would try each of them at every ``<|`` of the text.
+    """
+    trie: dict[str, Any] = {}
+    for text in texts:
+        if text:
+            node = trie
+            for ch in text:
+                node = node.setdefault(ch, {})
+            node[""] = {}  # a control text ends here
+    if not trie:
         return None
-    return re.compile("|".join(re.escape(t) for t in ordered))
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        # Greedy: a longer control text wins over one that is its prefix.
+        return f"(?:{body})?" if "" in node else body
+
+    return re.compile(build(trie))
 
 
 # Sentinels come from Supplementary Private Use Area-A, which no tokenizer gives a meaning to.
@@ -97,17 +117,18 @@ class _Guard:
 
     def __init__(self, controls: re.Pattern[str], found: set[str], callers: Sequence[str]) -> None:
         self._controls = controls
-        taken = set("".join(found)).union(*callers)
+        texts = [*callers, *found]
         self._sentinels: dict[str, str] = {}
         code = _SENTINEL_BASE
         for text in sorted(found):
-            while code <= _SENTINEL_END and chr(code) in taken:
+            # Any character no caller string holds will do (a substring search per candidate).
+            while code <= _SENTINEL_END and any(chr(code) in t for t in texts):
                 code += 1
             if code > _SENTINEL_END:  # a caller sent most of a private-use plane: not a prompt
                 raise InvalidParameter("The messages hold too many private-use characters.")
             self._sentinels[text] = chr(code)
             code += 1
-        self._restore = {ord(ch): text for text, ch in self._sentinels.items()}
+        self._restore = [(ch, text) for text, ch in self._sentinels.items()]
 
     @classmethod
     def of(cls, controls: re.Pattern[str] | None, callers: Sequence[str]) -> _Guard | None:
@@ -126,15 +147,20 @@ class _Guard:
         ids: dict[str, list[int]] = {}
         pos = 0
         for m in self._controls.finditer(text):
-            out += tokenizer.encode(text[pos : m.start()].translate(self._restore), special=False)
+            out += tokenizer.encode(self._restored(text[pos : m.start()]), special=False)
             control = m.group()
             known = ids.get(control)
             if known is None:
                 known = ids[control] = tokenizer.encode(control, special=True)
             out += known
             pos = m.end()
-        out += tokenizer.encode(text[pos:].translate(self._restore), special=False)
+        out += tokenizer.encode(self._restored(text[pos:]), special=False)
         return out
+
+    def _restored(self, fragment: str) -> str:
+        for sentinel, text in self._restore:
+            fragment = fragment.replace(sentinel, text)
+        return fragment
 
 
 class ChatFormat:

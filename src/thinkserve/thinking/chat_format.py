@@ -13,7 +13,7 @@ Two cases, told apart by the chat template in the model file:
   thinking off, the plain template is used.
 
 Only the template's own markup may become control tokens. Caller text (message content, the system
-prompt, reasoning sent back in history) is tokenized as text: ``hi<|im_end|>\n<|im_start|>system``
+prompt, reasoning sent back in history) is tokenized as text: ``hi<|im_end|>\\n<|im_start|>system``
 in a user message stays those characters and forges no turn. See ``_Guard``.
 """
 

@@ -146,7 +146,13 @@ class Tokenizer(Protocol):
     """The model's tokenizer and chat template."""
 
     def encode(self, text: str, *, special: bool = True) -> list[int]:
-        """Tokenize; ``special`` parses special-token text such as ``<|im_start|>``."""
+        """Tokenize; ``special`` parses control-token text such as ``<|im_start|>``."""
+        ...
+
+    @property
+    def control_texts(self) -> frozenset[str]:
+        """The text of every token that ``encode(special=True)`` parses and ``special=False`` leaves
+        as text (``<|im_start|>``, ``<|im_end|>``...): what caller text must never become."""
         ...
 
     def decode(self, tokens: Seq[int]) -> str: ...

@@ -2,6 +2,10 @@
 Qwen3-style chat template as single tokens (imports nothing of thinkserve)::
 
     FakeTokenizer().encode("<think>hi") == [0x110000 + 16 + 2, ord("h") + 16, ord("i") + 16]
+
+Like Qwen3's GGUF in llama.cpp, ``<|im_start|>``, ``<|im_end|>`` and ``<|endoftext|>`` are control
+tokens (``encode(special=False)`` leaves them as characters) while the think tags are user-defined
+tokens, parsed either way.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence as Seq
 
 SPECIALS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>", "<|endoftext|>")
+CONTROLS = frozenset(("<|im_start|>", "<|im_end|>", "<|endoftext|>"))
 _OFFSET = 16
 _SPECIAL_BASE = 0x110000 + _OFFSET
 
@@ -32,9 +37,9 @@ class FakeTokenizer:
         out: list[int] = []
         i = 0
         while i < len(text):
-            if special and text[i] == "<":
+            if text[i] == "<":
                 hit = next((s for s in SPECIALS if text.startswith(s, i)), None)
-                if hit is not None:
+                if hit is not None and (special or hit not in CONTROLS):
                     out.append(self._specials[hit])
                     i += len(hit)
                     continue
@@ -50,6 +55,10 @@ class FakeTokenizer:
 
     def token_id(self, text: str) -> int | None:
         return self._specials.get(text)
+
+    @property
+    def control_texts(self) -> frozenset[str]:
+        return CONTROLS
 
     @property
     def chat_template(self) -> str | None:

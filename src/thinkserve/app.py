@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from thinkserve.api.app_state import AppState
 from thinkserve.api.dashscope import routes as dashscope_routes
 from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.openai import routes as openai_routes
+from thinkserve.api.openapi import openapi_document
 from thinkserve.config import Settings
 from thinkserve.core.errors import EngineFailure, MethodNotAllowed, RouteNotFound, ThinkserveError
 from thinkserve.engine.protocol import Engine
@@ -120,7 +122,15 @@ def create_app(
             if platform is not None:
                 await platform.aclose()
 
-    routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]
+    document = orjson.dumps(openapi_document())
+
+    async def openapi(request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
     routes += openai_routes.routes()
     routes += dashscope_routes.routes()
     routes += admin_routes.routes()

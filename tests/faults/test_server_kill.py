@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ KEY = "sk-kill"
 STREAMS = 32
 
 
-async def stream_until_killed(base: str, kill: object) -> list[tuple[int, int]]:
+async def stream_until_killed(base: str, kill: Callable[[], None]) -> list[tuple[int, int]]:
     """Usage (input, output) of every stream that got ``[DONE]`` before the server died; the
     server is killed once 2 x STREAMS streams finished (all 32 then busy), or after 120 s."""
     finished: list[tuple[int, int]] = []
@@ -58,7 +59,7 @@ async def stream_until_killed(base: str, kill: object) -> list[tuple[int, int]]:
                 if len(finished) >= 2 * STREAMS or time.monotonic() > give_up:
                     break
                 await asyncio.sleep(0.05)
-            kill()  # type: ignore[operator]
+            kill()
 
         await asyncio.gather(killer(), *(worker(i) for i in range(STREAMS)))
     return finished

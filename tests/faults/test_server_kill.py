@@ -5,6 +5,7 @@ usage the client was shown), none twice, and the engine process of the killed se
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from tests.faults.test_soak import engine_pid
 from tests.platform.conftest import start_server
 
 pytestmark = pytest.mark.slow
+log = logging.getLogger(__name__)
 KEY = "sk-kill"
 STREAMS = 32
 
@@ -94,3 +96,12 @@ def test_kill_9_under_32_streams_loses_no_finished_request(tmp_path: Path) -> No
     # Records of streams that were cut by the kill after their record was journaled: at most one
     # per stream in flight.
     assert sum(ok.values()) - len(finished) <= STREAMS
+    log.info(
+        "kill -9 under %d streams: %d streams finished before it, %d ok records after the restart "
+        "(%d of streams cut after their record), %d records in all, 0 missing, 0 twice",
+        STREAMS,
+        len(finished),
+        sum(ok.values()),
+        sum(ok.values()) - len(finished),
+        len(rows),
+    )

@@ -1,5 +1,9 @@
 """Key administration shared by the admin API and the CLI: minting from admin fields, listing,
-and the JSON form of a key (imports platform).
+the reach of an admin (its scope) and the JSON form of a key (imports platform).
+
+A scope is the workspace an admin key is bound to (``Principal.bound``): such an admin sees,
+creates, revokes and reads the usage of that workspace's keys only. None is global: operator keys,
+unbound admin keys and the CLI.
 
 A key as listed (``GET /admin/v1/keys``, ``thinkserve keys list --json``); money is a decimal
 string in the operator's currency::

@@ -6,7 +6,7 @@ never the HTTP layer).
     thinkserve keys create --name ci [--workspace W] [--rpm N] [--tpm N] [--rps N] [--tps N]
                            [--concurrency N] [--quota-tokens N] [--spend-limit 25.00] [--admin]
     thinkserve keys list [--all] [--json]
-    thinkserve keys revoke key_1a2b3c4d5e6f        (or the shown prefix, sk-3f2a…)
+    thinkserve keys revoke key_1a2b3c4d5e6f        (or a shown prefix, sk-3f2a, naming one key)
     thinkserve usage [--since 24h] [--until T] [--model M] [--key ID] [--by key,workspace,mode] [--json]
     thinkserve db upgrade | db current
 
@@ -196,10 +196,17 @@ async def _keys_list(args: argparse.Namespace, settings: Settings, store: Store)
 async def _keys_revoke(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     import time
 
-    if not await store.revoke(args.key_id, time.time()):
+    from thinkserve.platform.keys import AmbiguousKey
+
+    try:
+        revoked = await store.revoke(args.key_id, time.time())
+    except AmbiguousKey as exc:
+        log.error("%s", exc)
+        return 2
+    if revoked is None:
         log.error("no active key %s", args.key_id)
         return 1
-    sys.stdout.write(f"Revoked {args.key_id} (servers stop accepting it within 5 s).\n")
+    sys.stdout.write(f"Revoked {revoked} (servers stop accepting it within 5 s).\n")
     return 0
 
 

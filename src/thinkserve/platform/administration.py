@@ -1,5 +1,9 @@
 """Key administration shared by the admin API and the CLI: minting from admin fields, listing,
-and the JSON form of a key (imports platform).
+the reach of an admin (its scope) and the JSON form of a key (imports platform).
+
+A scope is the workspace an admin key is bound to (``Principal.bound``): such an admin sees,
+creates, revokes and reads the usage of that workspace's keys only. None is global: operator keys,
+unbound admin keys and the CLI.
 
 A key as listed (``GET /admin/v1/keys``, ``thinkserve keys list --json``); money is a decimal
 string in the operator's currency::
@@ -30,6 +34,20 @@ COUNT_MAX = {
     "concurrency": INT32_MAX,
     "quota_tokens": INT64_MAX,
 }
+
+
+class OutOfScope(PermissionError):
+    """An admin bound to a workspace asked for a key outside it (another workspace, or none)."""
+
+
+def check_scope(key: ApiKey, scope: str | None) -> None:
+    """Raise ``OutOfScope`` unless an admin with ``scope`` (None: global) may create ``key``."""
+    if scope is not None and key.workspace != scope:
+        where = "an unbound key" if key.workspace is None else f"a key for workspace {key.workspace!r}"
+        raise OutOfScope(
+            f"This admin key is bound to workspace {scope!r}: it may not create {where} "
+            f'(create it with "workspace": {scope!r}).'
+        )
 
 
 class KeyFieldError(ValueError):
@@ -107,8 +125,11 @@ def new_key(
     )
 
 
-async def keys_with_spend(store: Store, *, include_revoked: bool = True) -> list[tuple[ApiKey, int]]:
-    """Keys in creation order, each with what it was billed so far (nano-units)."""
-    keys = await store.keys(include_revoked=include_revoked)
+async def keys_with_spend(
+    store: Store, *, include_revoked: bool = True, scope: str | None = None
+) -> list[tuple[ApiKey, int]]:
+    """Keys in creation order (of workspace ``scope`` only, when given), each with what it was
+    billed so far (nano-units)."""
+    keys = await store.keys(include_revoked=include_revoked, scope=scope)
     spent = await store.spent([k.id for k in keys])
     return [(k, spent.get(k.id, 0)) for k in keys]

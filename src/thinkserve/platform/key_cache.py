@@ -5,8 +5,12 @@ platform).
   of their own, bound to no workspace: they are how an operator reaches the admin API before any
   key is created.
 * A key bound to a workspace works without ``X-DashScope-WorkSpace`` (its workspace is implied) and
-  answers 403 ``Workspace.AccessDenied`` when the header names another one. An unbound key may name
-  any workspace; it is recorded as given.
+  answers 403 ``Workspace.AccessDenied`` when the header names another one; its usage is that
+  workspace's, and its admin rights (if any) reach only that workspace.
+* An unbound key may send any workspace header, but only keys with global admin rights (operator
+  keys, unbound admin keys: they could mint a key for any workspace anyway) have their usage
+  recorded under the workspace they name. An unbound normal key's usage is recorded under no
+  workspace: a key must not charge its use to a workspace it has no rights over.
 * Keys are looked up by digest and cached for ``ttl_s`` (5 s): a key revoked by another process
   (``thinkserve keys revoke``) stops working within that time; one revoked here, at once.
 """
@@ -53,7 +57,11 @@ class KeyCache:
             if workspace is not None and workspace != key.workspace:
                 raise WorkspaceDenied(f"The API key has no access to workspace {workspace!r}.")
             workspace = key.workspace
-        return Principal(key_id=key.id, name=key.name, workspace=workspace, admin=key.admin)
+        elif not key.admin:
+            workspace = None  # accepted (SDKs send it), never attributed: see the module's doc
+        return Principal(
+            key_id=key.id, name=key.name, workspace=workspace, admin=key.admin, bound=key.workspace
+        )
 
     def by_id(self, key_id: str) -> ApiKey | None:
         """A stored key this process has authenticated (None for bootstrap keys)."""

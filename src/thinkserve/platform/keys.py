@@ -40,6 +40,18 @@ def same_digest(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+class AmbiguousKey(ValueError):
+    """A shown prefix that matches several active keys: revoking must name exactly one key, so
+    nothing is revoked and ``candidates`` (their ids) are shown instead."""
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        super().__init__(
+            f"{prefix!r} matches {len(candidates)} active keys ({', '.join(candidates)}); "
+            "nothing was revoked: name one key by its id"
+        )
+        self.candidates = candidates
+
+
 def new_key_id() -> str:
     return "key_" + secrets.token_hex(6)
 

@@ -35,7 +35,12 @@ class Principal:
     """A stable, non-secret id of the key (for metering and logs)."""
     name: str
     workspace: str | None = None
+    """The workspace its usage is recorded under: a bound key's own; the one an operator key or an
+    unbound admin key names; None for an unbound normal key, whatever it names."""
     admin: bool = False
+    bound: str | None = None
+    """The workspace the key is bound to, which is also the reach of its admin rights; None for an
+    unbound key (operator keys included), whose admin rights are global."""
 
 
 @dataclass(slots=True)
@@ -58,18 +63,32 @@ class Admission:
 
 
 class Administration(Protocol):
-    """The admin operations of a gate that keeps keys and usage (``/admin/v1``)."""
+    """The admin operations of a gate that keeps keys and usage (``/admin/v1``).
 
-    async def create_key(self, key: ApiKey) -> None: ...
+    Each takes the caller's ``scope``: the workspace its admin key is bound to
+    (``Principal.bound``), or None for global rights (operator keys, unbound admin keys, the CLI).
+    A scoped caller sees, creates, revokes and reads the usage of that workspace's keys only.
+    """
 
-    async def revoke(self, key_id: str) -> bool:
-        """Revoke by id or shown prefix; False when no active key matched."""
+    async def create_key(self, key: ApiKey, *, scope: str | None = None) -> None:
+        """Store ``key``; raises ``administration.OutOfScope`` for a key outside ``scope``."""
 
-    async def list_keys(self) -> list[tuple[ApiKey, int]]:
+    async def revoke(self, key_id: str, *, scope: str | None = None) -> str | None:
+        """Revoke exactly one active key by id or shown prefix; its id, or None when none matched.
+        Raises ``keys.AmbiguousKey`` (revoking nothing) when a prefix matches several."""
+
+    async def list_keys(self, *, scope: str | None = None) -> list[tuple[ApiKey, int]]:
         """Every key (revoked ones too) with what it was billed so far, in nano-units."""
 
     async def usage(
-        self, since: float, until: float | None, *, model: str | None, key_id: str | None, by: Collection[str]
+        self,
+        since: float,
+        until: float | None,
+        *,
+        model: str | None,
+        key_id: str | None,
+        by: Collection[str],
+        scope: str | None = None,
     ) -> list[Hourly]:
         """Hourly usage (see ``platform.report``), including the requests that just finished."""
 

@@ -117,8 +117,10 @@ async def hourly(
     model: str | None = None,
     key_id: str | None = None,
     by: Collection[str] = (),
+    scope: str | None = None,
 ) -> list[Hourly]:
-    return aggregate(await store.rows(since, until, model=model, key_id=key_id), by)
+    """``scope``: only the usage of keys bound to that workspace (None: everything)."""
+    return aggregate(await store.rows(since, until, model=model, key_id=key_id, scope=scope), by)
 
 
 # The times a query may name: from the Unix epoch to the last second of year 9999, the range of

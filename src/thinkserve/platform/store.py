@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from thinkserve.platform import database
 from thinkserve.platform.billing import Price, after_free_quota, charge
-from thinkserve.platform.keys import ApiKey
+from thinkserve.platform.keys import AmbiguousKey, ApiKey
 from thinkserve.platform.limits import Limits
 from thinkserve.platform.metering import UsageRecord
 from thinkserve.platform.schema import api_keys, key_totals, usage
@@ -86,10 +86,13 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(api_keys.insert().values(**_key_values(key)))
 
-    async def keys(self, *, include_revoked: bool = True) -> list[ApiKey]:
+    async def keys(self, *, include_revoked: bool = True, scope: str | None = None) -> list[ApiKey]:
+        """Keys in creation order; ``scope``: only the keys bound to that workspace (None: all)."""
         query = select(api_keys).order_by(api_keys.c.created_at)
         if not include_revoked:
             query = query.where(api_keys.c.revoked_at.is_(None))
+        if scope is not None:
+            query = query.where(api_keys.c.workspace == scope)
         async with self.engine.connect() as conn:
             return [_key_of(row) for row in await conn.execute(query)]
 
@@ -98,14 +101,29 @@ class Store:
             row = (await conn.execute(select(api_keys).where(api_keys.c.digest == digest))).first()
         return None if row is None else _key_of(row)
 
-    async def revoke(self, key_id: str, at: float) -> bool:
-        """Revoke by id (``key_…``) or by shown prefix (``sk-3f2a``); False when none matched."""
-        match = (api_keys.c.id == key_id) | (api_keys.c.prefix == key_id)
+    async def revoke(self, key_id: str, at: float, *, scope: str | None = None) -> str | None:
+        """Revoke exactly one active key, by id (``key_…``) or by shown prefix (``sk-3f2a``); returns
+        its id, None when no active key (of workspace ``scope``, when given) matched.
+
+        Raises ``AmbiguousKey`` when the prefix matches several active keys: a shown prefix is 7
+        characters of the secret and may repeat, and revoking must never hit keys nobody named.
+        """
+        c = api_keys.c
+        query = select(c.id).where((c.id == key_id) | (c.prefix == key_id), c.revoked_at.is_(None))
+        if scope is not None:
+            query = query.where(c.workspace == scope)
         async with self.engine.begin() as conn:
+            found = sorted((await conn.execute(query)).scalars())
+            if key_id in found:  # an id names its key, whatever prefixes look like it
+                found = [key_id]
+            if len(found) > 1:
+                raise AmbiguousKey(key_id, found)
+            if not found:
+                return None
             done = await conn.execute(
-                api_keys.update().where(match, api_keys.c.revoked_at.is_(None)).values(revoked_at=at)
+                api_keys.update().where(c.id == found[0], c.revoked_at.is_(None)).values(revoked_at=at)
             )
-        return bool(done.rowcount)
+        return found[0] if done.rowcount else None
 
     async def spent(self, key_ids: Collection[str]) -> dict[str, int]:
         """Billed nano-units per key, over all models."""
@@ -168,9 +186,16 @@ class Store:
         return per_key
 
     async def rows(
-        self, since: float, until: float | None = None, *, model: str | None = None, key_id: str | None = None
+        self,
+        since: float,
+        until: float | None = None,
+        *,
+        model: str | None = None,
+        key_id: str | None = None,
+        scope: str | None = None,
     ) -> list[UsageRecord]:
-        """Records of the hours from ``since``'s hour up to (excluding) ``until``, billed."""
+        """Records of the hours from ``since``'s hour up to (excluding) ``until``, billed;
+        ``scope``: only the records of keys bound to that workspace (None: all)."""
         c = usage.c
         query = select(
             c.id,
@@ -194,6 +219,11 @@ class Store:
             query = query.where(c.model == model)
         if key_id is not None:
             query = query.where(c.key_id == key_id)
+        if scope is not None:
+            # By the key that made it, not the record's workspace column: records that unbound keys
+            # made while naming a workspace (before they could not) do not belong to it.
+            bound = select(api_keys.c.id).where(api_keys.c.workspace == scope)
+            query = query.where(c.key_id.in_(bound))
         async with self.engine.connect() as conn:
             rows = await conn.execute(query.order_by(c.hour, c.model))
             return [UsageRecord(**row._mapping) for row in rows]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Collection
 
 from thinkserve.platform import keys
-from thinkserve.platform.administration import keys_with_spend
+from thinkserve.platform.administration import check_scope, keys_with_spend
 from thinkserve.platform.database import database_url
 from thinkserve.platform.key_cache import KeyCache
 from thinkserve.platform.keys import ApiKey
@@ -108,25 +108,33 @@ class StoredKeys:
 
     # -- Administration -------------------------------------------------------------------------
 
-    async def create_key(self, key: ApiKey) -> None:
+    async def create_key(self, key: ApiKey, *, scope: str | None = None) -> None:
+        check_scope(key, scope)
         await self.store.add_key(key)
 
-    async def revoke(self, key_id: str) -> bool:
-        done = await self.store.revoke(key_id, time.time())
+    async def revoke(self, key_id: str, *, scope: str | None = None) -> str | None:
+        done = await self.store.revoke(key_id, time.time(), scope=scope)
         self._keys.forget()
         return done
 
-    async def list_keys(self) -> list[tuple[ApiKey, int]]:
-        return await keys_with_spend(self.store)
+    async def list_keys(self, *, scope: str | None = None) -> list[tuple[ApiKey, int]]:
+        return await keys_with_spend(self.store, scope=scope)
 
     async def usage(
-        self, since: float, until: float | None, *, model: str | None, key_id: str | None, by: Collection[str]
+        self,
+        since: float,
+        until: float | None,
+        *,
+        model: str | None,
+        key_id: str | None,
+        by: Collection[str],
+        scope: str | None = None,
     ) -> list[Hourly]:
         # Show the requests that just finished; a store that is down must not hang the report.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self.flush()
-        return await hourly(self.store, since, until, model=model, key_id=key_id, by=by)
+        return await hourly(self.store, since, until, model=model, key_id=key_id, by=by, scope=scope)
 
     async def flush(self) -> None:
         """Wait until every usage record so far is in SQL."""

@@ -1,7 +1,9 @@
 """Admin JSON API and ``/metrics`` (imports api, platform, monitor).
 
 Every ``/admin/v1`` route needs an admin key (``Authorization: Bearer``) and a gate with admin
-operations (``platform.port.Administration``; else 404)::
+operations (``platform.port.Administration``; else 404). An admin key bound to a workspace W sees,
+creates, revokes and reads the usage of W's keys only (a key for another workspace, or an unbound
+one, is a 403 ``AccessDenied``); operator keys and unbound admin keys reach every workspace::
 
     GET    /admin/v1/usage?since=24h&until=...&model=qwen-plus&key=key_1a2b&by=key,mode
            -> {"object": "list", "data": [<one hour x model row, see platform.report>, ...]}
@@ -10,6 +12,8 @@ operations (``platform.port.Administration``; else 404)::
                             "quota_tokens": 1000000, "spend_limit": "25.00", "admin": false}
            -> {"id": "key_…", "key": "sk-…", ...}   (the secret, shown this once)
     DELETE /admin/v1/keys/{id}   -> {"id": "key_…", "revoked": true, "revoked_at": 1732560000.1}
+           (by id, or by a shown prefix that names exactly one active key; a prefix shared by
+           several is a 400 listing their ids, and revokes nothing)
 
 ``GET /metrics`` is Prometheus's text format, without auth (it has no per-key labels).
 """
@@ -28,12 +32,14 @@ from thinkserve.api.http import json_response, new_request_id, read_body, worksp
 from thinkserve.core.errors import Forbidden, InvalidParameter, RouteNotFound, ThinkserveError
 from thinkserve.monitor.metrics import Metrics
 from thinkserve.platform import report
-from thinkserve.platform.administration import KeyFieldError, check_text, key_json
+from thinkserve.platform.administration import KeyFieldError, OutOfScope, check_text, key_json
 from thinkserve.platform.columns import KEY_ID_LENGTH, NAME_LENGTH
+from thinkserve.platform.keys import AmbiguousKey
 from thinkserve.platform.port import Administration
 
 
-async def _admin(request: Request) -> Administration:
+async def _admin(request: Request) -> tuple[Administration, str | None]:
+    """The admin operations and the caller's scope: its key's workspace, None for global rights."""
     state: AppState = request.app.state.thinkserve
     principal = await state.gate.authenticate(request.headers.get("authorization"), workspace_header(request))
     if not principal.admin:
@@ -41,12 +47,12 @@ async def _admin(request: Request) -> Administration:
     admin = state.gate.administration()
     if admin is None:
         raise RouteNotFound("The admin API needs the platform store, which this server does not run.")
-    return admin
+    return admin, principal.bound
 
 
 async def usage(request: Request) -> Response:
     try:
-        admin = await _admin(request)
+        admin, scope = await _admin(request)
         q = request.query_params
         try:
             since = report.parse_time(q.get("since", "24h"))
@@ -60,7 +66,7 @@ async def usage(request: Request) -> Response:
         key_id = _text_query(q.get("key"), "key", KEY_ID_LENGTH)
         try:
             by = [b for b in q.get("by", "").split(",") if b]
-            rows = await admin.usage(since, until, model=model, key_id=key_id, by=by)
+            rows = await admin.usage(since, until, model=model, key_id=key_id, by=by, scope=scope)
         except ValueError as exc:
             raise InvalidParameter(str(exc), param="by") from exc
     except ThinkserveError as error:
@@ -78,8 +84,8 @@ def _text_query(value: str | None, name: str, limit: int) -> str | None:
 
 async def list_keys(request: Request) -> Response:
     try:
-        admin = await _admin(request)
-        keys = await admin.list_keys()
+        admin, scope = await _admin(request)
+        keys = await admin.list_keys(scope=scope)
     except ThinkserveError as error:
         return error_response(error, new_request_id())
     return json_response({"object": "list", "data": [key_json(k, spent) for k, spent in keys]})
@@ -87,9 +93,12 @@ async def list_keys(request: Request) -> Response:
 
 async def create_key(request: Request) -> Response:
     try:
-        admin = await _admin(request)
+        admin, scope = await _admin(request)
         key, secret = parse_new_key(await read_body(request, 64 * 1024))
-        await admin.create_key(key)
+        try:
+            await admin.create_key(key, scope=scope)
+        except OutOfScope as exc:
+            raise Forbidden(str(exc)) from exc
     except ThinkserveError as error:
         return error_response(error, new_request_id())
     return json_response({**key_json(key), "key": secret}, 201)
@@ -97,14 +106,20 @@ async def create_key(request: Request) -> Response:
 
 async def revoke_key(request: Request) -> Response:
     try:
-        admin = await _admin(request)
+        admin, scope = await _admin(request)
         key_id = request.path_params["key_id"]
         # An id (or shown prefix) the store could never hold is no key at all.
-        if len(key_id) > KEY_ID_LENGTH or not key_id.isprintable() or not await admin.revoke(key_id):
+        revoked = None
+        if len(key_id) <= KEY_ID_LENGTH and key_id.isprintable():
+            try:
+                revoked = await admin.revoke(key_id, scope=scope)
+            except AmbiguousKey as exc:
+                raise InvalidParameter(str(exc), param="key_id") from exc
+        if revoked is None:
             raise RouteNotFound(f"No active key {key_id!r}.")
     except ThinkserveError as error:
         return error_response(error, new_request_id())
-    return json_response({"id": key_id, "revoked": True, "revoked_at": time.time()})
+    return json_response({"id": revoked, "revoked": True, "revoked_at": time.time()})
 
 
 async def metrics(request: Request) -> Response:

@@ -6,6 +6,21 @@ from typing import assert_never
 
 from thinkserve.core.errors import ErrorKind, RateLimited, ThinkserveError
 
+#: ``(type, code)`` of each kind in OpenAI's error body shape, which the OpenAI-compatible dialect
+#: and the admin API both answer in.
+TYPE_AND_CODE = {
+    ErrorKind.INVALID_PARAMETER: ("invalid_request_error", "invalid_parameter_error"),
+    ErrorKind.INVALID_API_KEY: ("invalid_request_error", "invalid_api_key"),
+    ErrorKind.FORBIDDEN: ("invalid_request_error", "access_denied"),
+    ErrorKind.MODEL_NOT_FOUND: ("invalid_request_error", "model_not_found"),
+    ErrorKind.NOT_FOUND: ("invalid_request_error", "not_found"),
+    ErrorKind.METHOD_NOT_ALLOWED: ("invalid_request_error", "method_not_allowed"),
+    ErrorKind.TOO_LARGE: ("invalid_request_error", "request_too_large"),
+    ErrorKind.RATE_LIMITED: ("requests", "limit_requests"),
+    ErrorKind.OVERLOADED: ("service_unavailable_error", "service_unavailable"),
+    ErrorKind.INTERNAL: ("internal_error", "internal_error"),
+}
+
 
 def status_of(error: ThinkserveError) -> int:
     match error.kind:

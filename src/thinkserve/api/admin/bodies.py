@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from thinkserve.api.errors import status_of
+from thinkserve.api.errors import TYPE_AND_CODE, status_of
 from thinkserve.api.http import json_response
-from thinkserve.core.errors import ErrorKind, Forbidden, InvalidParameter, ThinkserveError
+from thinkserve.core.errors import Forbidden, InvalidParameter, ThinkserveError
 from thinkserve.platform.administration import KeyFieldError, new_key
 from thinkserve.platform.billing import PriceError
 from thinkserve.platform.keys import ApiKey
@@ -29,22 +29,9 @@ from thinkserve.platform.limits import Limits
 
 _INTS = ("rpm", "tpm", "rps", "tps", "concurrency", "quota_tokens")
 
-_CODES = {
-    ErrorKind.INVALID_PARAMETER: ("invalid_request_error", "invalid_parameter_error"),
-    ErrorKind.INVALID_API_KEY: ("invalid_request_error", "invalid_api_key"),
-    ErrorKind.FORBIDDEN: ("invalid_request_error", "access_denied"),
-    ErrorKind.MODEL_NOT_FOUND: ("invalid_request_error", "model_not_found"),
-    ErrorKind.NOT_FOUND: ("invalid_request_error", "not_found"),
-    ErrorKind.METHOD_NOT_ALLOWED: ("invalid_request_error", "method_not_allowed"),
-    ErrorKind.TOO_LARGE: ("invalid_request_error", "request_too_large"),
-    ErrorKind.RATE_LIMITED: ("requests", "limit_requests"),
-    ErrorKind.OVERLOADED: ("service_unavailable_error", "service_unavailable"),
-    ErrorKind.INTERNAL: ("internal_error", "internal_error"),
-}
-
 
 def error_response(error: ThinkserveError, request_id: str) -> Response:
-    kind, code = _CODES[error.kind]
+    kind, code = TYPE_AND_CODE[error.kind]
     if isinstance(error, Forbidden):
         kind = code = error.code
     body = {

@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 
 from thinkserve.api import body, params
+from thinkserve.api.errors import TYPE_AND_CODE
 from thinkserve.api.openai import schemas
 from thinkserve.core.errors import (
     Arrearage,
-    ErrorKind,
     Forbidden,
     InvalidParameter,
     RateLimited,
@@ -171,18 +171,6 @@ def completion_body(
     }
 
 
-_CODES = {
-    ErrorKind.INVALID_PARAMETER: ("invalid_request_error", "invalid_parameter_error"),
-    ErrorKind.INVALID_API_KEY: ("invalid_request_error", "invalid_api_key"),
-    ErrorKind.FORBIDDEN: ("invalid_request_error", "access_denied"),
-    ErrorKind.MODEL_NOT_FOUND: ("invalid_request_error", "model_not_found"),
-    ErrorKind.NOT_FOUND: ("invalid_request_error", "not_found"),
-    ErrorKind.METHOD_NOT_ALLOWED: ("invalid_request_error", "method_not_allowed"),
-    ErrorKind.TOO_LARGE: ("invalid_request_error", "request_too_large"),
-    ErrorKind.RATE_LIMITED: ("requests", "limit_requests"),
-    ErrorKind.OVERLOADED: ("service_unavailable_error", "service_unavailable"),
-    ErrorKind.INTERNAL: ("internal_error", "internal_error"),
-}
 _THROTTLING = {
     "Throttling.RateQuota": "limit_requests",
     "Throttling.BurstRate": "limit_burst_rate",
@@ -192,7 +180,7 @@ _THROTTLING = {
 
 def error_body(error: ThinkserveError, request_id: str) -> dict[str, Any]:
     """``{"error":{"message","type","param","code"},"request_id"}``."""
-    kind, code = _CODES[error.kind]
+    kind, code = TYPE_AND_CODE[error.kind]
     if isinstance(error, RateLimited):
         code = _THROTTLING.get(error.code, code)
     elif isinstance(error, Arrearage | Forbidden):

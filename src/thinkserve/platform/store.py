@@ -80,6 +80,15 @@ class Store:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query (within the engine's timeouts)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+        except Exception:  # whatever the driver raises, the answer is "no"
+            return False
+        return True
+
     # -- keys -----------------------------------------------------------------------------------
 
     async def add_key(self, key: ApiKey) -> None:

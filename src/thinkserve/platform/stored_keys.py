@@ -70,7 +70,11 @@ class StoredKeys:
         cls, settings: PlatformSettings, *, observer: MeteringObserver | None = None
     ) -> StoredKeys:
         """Open the store (migrating it), connect the limiter, replay journals, start the writer."""
-        store = await Store.open(database_url(settings.database_url, settings.data_dir))
+        store = await Store.open(
+            database_url(settings.database_url, settings.data_dir),
+            connect_timeout_s=settings.database_connect_timeout_s,
+            command_timeout_s=settings.database_command_timeout_s,
+        )
         if settings.first_key is not None:
             await _ensure_first_key(store, settings.first_key)
         limiter: Limiter

@@ -54,6 +54,9 @@ class Settings:
     """Which of ``api_keys`` ``serve`` made: a normal key, not an admin key (see cli._ensure_key)."""
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     max_body_bytes: int = 8 * 1024 * 1024
+    drain_timeout_s: float = 30.0
+    """On SIGTERM, how long requests in flight may finish; then they are cancelled and their usage
+    recorded as ``cancelled`` (``[server] drain_timeout``, THINKSERVE_DRAIN_TIMEOUT)."""
     engines: dict[str, EngineSettings] = field(default_factory=lambda: {"default": default_engine()})
     """``[engines.NAME]``: each in its kind's settings type (see engine.registry)."""
     models: dict[str, ModelSpec] = field(default_factory=load_catalogue)
@@ -138,6 +141,7 @@ def load_settings(
         api_keys=keys,
         data_dir=data_dir,
         max_body_bytes=int(server.get("max_body_bytes", 8 * 1024 * 1024)),
+        drain_timeout_s=_seconds(env, server, "drain_timeout", 30.0),
         engines=engines,
         models=models,
         database_url=env.get("THINKSERVE_DATABASE_URL") or server.get("database_url"),

@@ -206,6 +206,8 @@ def test_postgres_stopped_under_load(own_pg: OwnPostgres, tmp_path: Path) -> Non
     finally:
         stop(running)
     assert asyncio.run(_count(own_pg.url)) == ok
+    # An outage is not poison: nothing was set aside.
+    assert not (tmp_path / "data" / "journal" / "dead-letter.jsonl").exists()
 
 
 def test_database_timeouts_are_configurable(tmp_path: Path) -> None:

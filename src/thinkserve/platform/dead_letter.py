@@ -91,15 +91,11 @@ async def store_batch(
     except Exception as error:
         failure: Exception = error
     await _reachable(store, failure)
-    if len(records) == 1:
-        dead.put(records[0], failure)
-        outcome.poisoned.append(records[0])
-        return outcome
     # One at a time: the good ones are stored, each bad one is found.
     log.warning("storing %d usage records failed (%s); retrying one by one", len(records), failure)
     for record in records:
         try:
-            added = await store.write([record], prices, check_stored=True)
+            added = await _write_one(store, record, prices)
         except asyncio.CancelledError:
             raise
         except Exception as single:
@@ -110,6 +106,17 @@ async def store_batch(
         for key, nano in added.items():
             outcome.added[key] = outcome.added.get(key, 0) + nano
     return outcome
+
+
+async def _write_one(store: Store, record: UsageRecord, prices: Mapping[str, Price]) -> dict[str, int]:
+    try:
+        return await store.write([record], prices, check_stored=True)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # Once more: a transient failure (a deadlock, a serialization failure) is not poison.
+        await asyncio.sleep(0.05)
+        return await store.write([record], prices, check_stored=True)
 
 
 async def _reachable(store: Store, error: BaseException) -> None:

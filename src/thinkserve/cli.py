@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import secrets
 import sys
@@ -59,7 +60,16 @@ def serve(args: argparse.Namespace) -> int:
         f"  OpenAI-compatible: http://{settings.host}:{settings.port}/compatible-mode/v1\n"
         f"  DashScope:         http://{settings.host}:{settings.port}/api/v1/\n"
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    # A client that stops reading a stream must not hold shutdown forever: after the drain deadline
+    # uvicorn cancels what is left, and metering records it as cancelled during the lifespan shutdown.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),  # uvicorn takes whole seconds
+    )
     return 0
 
 

@@ -54,11 +54,19 @@ class Settings:
     """Which of ``api_keys`` ``serve`` made: a normal key, not an admin key (see cli._ensure_key)."""
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     max_body_bytes: int = 8 * 1024 * 1024
+    drain_timeout_s: float = 30.0
+    """On SIGTERM, how long requests in flight may finish; then they are cancelled and their usage
+    recorded as ``cancelled`` (``[server] drain_timeout``, THINKSERVE_DRAIN_TIMEOUT)."""
     engines: dict[str, EngineSettings] = field(default_factory=lambda: {"default": default_engine()})
     """``[engines.NAME]``: each in its kind's settings type (see engine.registry)."""
     models: dict[str, ModelSpec] = field(default_factory=load_catalogue)
     database_url: str | None = None
     """Platform store; None: SQLite in ``data_dir`` (``[server] database_url``, THINKSERVE_DATABASE_URL)."""
+    database_connect_timeout_s: float = 2.0
+    """PostgreSQL connect timeout (``[server] database_connect_timeout``,
+    THINKSERVE_DATABASE_CONNECT_TIMEOUT)."""
+    database_command_timeout_s: float = 10.0
+    """PostgreSQL query timeout (``[server] database_timeout``, THINKSERVE_DATABASE_TIMEOUT)."""
     redis_url: str | None = None
     """Shared rate limits across processes (``[server] redis_url``, THINKSERVE_REDIS_URL)."""
     redis_timeout_s: float = 0.5
@@ -79,6 +87,8 @@ class Settings:
             bootstrap_keys=tuple(k for k in self.api_keys if k != self.first_key),
             first_key=self.first_key,
             database_url=self.database_url,
+            database_connect_timeout_s=self.database_connect_timeout_s,
+            database_command_timeout_s=self.database_command_timeout_s,
             redis_url=self.redis_url,
             redis_timeout_s=self.redis_timeout_s,
             redis_failure=self.redis_failure,
@@ -131,13 +141,28 @@ def load_settings(
         api_keys=keys,
         data_dir=data_dir,
         max_body_bytes=int(server.get("max_body_bytes", 8 * 1024 * 1024)),
+        drain_timeout_s=_seconds(env, server, "drain_timeout", 30.0),
         engines=engines,
         models=models,
         database_url=env.get("THINKSERVE_DATABASE_URL") or server.get("database_url"),
         redis_url=env.get("THINKSERVE_REDIS_URL") or server.get("redis_url"),
+        database_connect_timeout_s=_seconds(env, server, "database_connect_timeout", 2.0),
+        database_command_timeout_s=_seconds(env, server, "database_timeout", 10.0),
         **_redis_failure(env, server),
         **_platform_tables(data),
     )
+
+
+def _seconds(env: Mapping[str, str], server: dict[str, Any], name: str, default: float) -> float:
+    """``[server] NAME`` (or ``THINKSERVE_NAME``): a number of seconds in (0, 600]."""
+    raw = env.get(f"THINKSERVE_{name.upper()}") or server.get(name, default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 < value <= 600:
+        raise ConfigError(f"{name} must be in (0, 600] seconds, not {raw!r}")
+    return value
 
 
 def _redis_failure(env: Mapping[str, str], server: dict[str, Any]) -> dict[str, Any]:

@@ -192,7 +192,12 @@ async def _build_fake(settings: FakeSettings | Mapping[str, Any], model_path: st
     if isinstance(settings, Mapping):
         # Fault tests script it further with a mapping of FakeEngine's own arguments.
         return FakeEngine(**settings)
-    return FakeEngine(context_length=settings.n_ctx, max_queue=settings.max_queue)
+    return FakeEngine(
+        context_length=settings.n_ctx,
+        max_queue=settings.max_queue,
+        delay=settings.delay,
+        answer=settings.answer,
+    )
 
 
 async def _fake_vocabulary(settings: FakeSettings, path: Path) -> Vocabulary:

@@ -86,6 +86,17 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.usage_poison = Counter(
+            "thinkserve_usage_dead_letters",
+            "Usage records the store refused, set aside in the dead-letter file.",
+            registry=r,
+        )
+        self.journal_failures = Counter(
+            "thinkserve_usage_journal_failures",
+            "Usage journal writes or fsyncs that failed (the records stay in memory).",
+            ["stage"],
+            registry=r,
+        )
 
     def admitted(self, model: str) -> None:
         self.in_flight.labels(model).inc()
@@ -118,6 +129,12 @@ class Metrics:
 
     def rate_limiter_failed(self, outcome: str) -> None:
         self.limiter_failures.labels(outcome).inc()
+
+    def usage_poisoned(self, records: int) -> None:
+        self.usage_poison.inc(records)
+
+    def journal_failed(self, stage: str) -> None:
+        self.journal_failures.labels(stage).inc()
 
     def watch_engines(self, source: EngineSource) -> None:
         self.registry.register(_EngineCollector(source))

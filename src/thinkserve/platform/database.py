@@ -56,12 +56,27 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An engine; SQLite gets WAL, a busy timeout and real transactions."""
+CONNECT_TIMEOUT_S = 2.0
+COMMAND_TIMEOUT_S = 10.0
+
+
+def make_engine(
+    url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S, command_timeout_s: float = COMMAND_TIMEOUT_S
+) -> AsyncEngine:
+    """An engine; SQLite gets WAL, a busy timeout and real transactions.
+
+    PostgreSQL gets short timeouts: without them a database that went away holds a request for
+    asyncpg's 60 s connect timeout (or forever on a query), where it should get a quick 503.
+    """
     path = _sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, pool_pre_ping=path is None)
+    options: dict[str, Any] = {}
+    if make_url(url).drivername.startswith("postgresql"):
+        options["connect_args"] = {"timeout": connect_timeout_s, "command_timeout": command_timeout_s}
+        # Waiting for a pooled connection is bounded the same way.
+        options["pool_timeout"] = command_timeout_s
+    engine = create_async_engine(url, pool_pre_ping=path is None, **options)
     if engine.dialect.name == "sqlite":
         _sqlite_transactions(engine)
     return engine

@@ -97,8 +97,9 @@ class Segment:
 
     def sync(self) -> None:
         if self.dirty and not self.closed:
-            self.dirty = False
             os.fsync(self.fd)
+            # Only once it worked: a failed fsync is tried again at the next sync.
+            self.dirty = False
 
     def close(self, *, delete: bool) -> None:
         if self.closed:
@@ -129,8 +130,16 @@ class Journal:
         segment = self.current
         segment.append(encode(record))
         if segment.size >= self._max:
+            try:
+                fresh = self._open()
+            except OSError:
+                # The record is written; a segment that cannot roll over yet keeps growing.
+                log.exception(
+                    "opening a new usage journal segment failed; %s keeps growing", segment.path.name
+                )
+                return segment
             self._old.append(segment)
-            self.current = self._open()
+            self.current = fresh
         return segment
 
     def committed(self, segment: Segment, count: int) -> None:

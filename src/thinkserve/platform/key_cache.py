@@ -13,10 +13,13 @@ platform).
   workspace: a key must not charge its use to a workspace it has no rights over.
 * Keys are looked up by digest and cached for ``ttl_s`` (5 s): a key revoked by another process
   (``thinkserve keys revoke``) stops working within that time; one revoked here, at once.
+* While the store is unreachable, a key looked up within ``stale_s`` (1 h) keeps its last answer,
+  asked again once per ``ttl_s``; any other key gets 503 ``StoreUnavailable`` at once.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -25,18 +28,28 @@ from thinkserve.core.errors import InvalidApiKey, WorkspaceDenied
 from thinkserve.platform import keys as keymod
 from thinkserve.platform.keys import ApiKey, parse_bearer
 from thinkserve.platform.port import Principal
-from thinkserve.platform.store import Store
+from thinkserve.platform.store import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class KeyCache:
     def __init__(
-        self, store: Store, bootstrap: Iterable[str], *, ttl_s: float = 5.0, size: int = 10_000
+        self,
+        store: Store,
+        bootstrap: Iterable[str],
+        *,
+        ttl_s: float = 5.0,
+        size: int = 10_000,
+        stale_s: float = 3600.0,
     ) -> None:
         self._store = store
         self._bootstrap = [keymod.digest(k) for k in bootstrap]
         self._ttl = ttl_s
+        self._stale = stale_s
         self._size = size
-        self._by_digest: OrderedDict[str, tuple[ApiKey | None, float]] = OrderedDict()
+        self._by_digest: OrderedDict[str, tuple[ApiKey | None, float, float]] = OrderedDict()
+        """Digest -> (key or None, monotonic expiry, monotonic time the store last answered)."""
         self._by_id: dict[str, ApiKey] = {}
 
     async def authenticate(self, authorization: str | None, workspace: str | None) -> Principal:
@@ -77,8 +90,16 @@ class KeyCache:
         if hit is not None and hit[1] > now:
             self._by_digest.move_to_end(digest)
             return hit[0]
-        key = await self._store.key_by_digest(digest)
-        self._by_digest[digest] = (key, now + self._ttl)
+        try:
+            key = await self._store.key_by_digest(digest)
+        except Exception as error:
+            if hit is None or now - hit[2] > self._stale:
+                raise StoreUnavailable() from error
+            # Keys seen recently keep working through a database outage; ask again after a ttl.
+            log.warning("key store unreachable (%s); using the cached key", type(error).__name__)
+            self._by_digest[digest] = (hit[0], now + self._ttl, hit[2])
+            return hit[0]
+        self._by_digest[digest] = (key, now + self._ttl, now)
         self._by_digest.move_to_end(digest)
         while len(self._by_digest) > self._size:
             self._by_digest.popitem(last=False)

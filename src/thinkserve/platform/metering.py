@@ -148,6 +148,12 @@ class MeteringObserver(Protocol):
     def rate_limiter_failed(self, outcome: str) -> None:
         """The shared rate limiter (Redis) failed a request: ``local`` (limited in process) or ``refused``."""
 
+    def usage_poisoned(self, records: int) -> None:
+        """Usage records the store refused, set aside in the dead-letter file."""
+
+    def journal_failed(self, stage: str) -> None:
+        """The usage journal failed a ``write`` or an ``fsync`` (the records stay in memory)."""
+
 
 class ObservedGate:
     """``gate``, with its admissions, refusals and records reported to ``observer``."""

@@ -25,6 +25,11 @@ class PlatformSettings:
     start unless a key with that secret exists (a revoked one stays revoked)."""
     database_url: str | None = None
     """None: SQLite in ``data_dir`` (see ``platform.database``)."""
+    database_connect_timeout_s: float = 2.0
+    """PostgreSQL connect timeout (``[server] database_connect_timeout``): a database that went away
+    answers 503 this quickly."""
+    database_command_timeout_s: float = 10.0
+    """PostgreSQL query timeout, and the wait for a pooled connection (``[server] database_timeout``)."""
     redis_url: str | None = None
     """Shares rate limits across server processes; None: limits per process."""
     redis_timeout_s: float = 0.5

@@ -2,7 +2,8 @@
 
 A key's limit is checked against what was billed so far, read from SQL and cached for ``ttl_s``
 (5 s) and raised by each batch this process commits: requests in flight when it is crossed
-finish, the next one gets ``Arrearage``.
+finish, the next one gets ``Arrearage``. While the store is unreachable the last known figure is
+used (asked again once per ``ttl_s``); a key never checked before gets 503 ``StoreUnavailable``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 
 from thinkserve.core.errors import Arrearage
 from thinkserve.platform.keys import ApiKey
-from thinkserve.platform.store import Store
+from thinkserve.platform.store import Store, StoreUnavailable
 
 
 class SpendLimits:
@@ -40,6 +41,12 @@ class SpendLimits:
         hit = self._spent.get(key_id)
         if hit is not None and hit[1] > now:
             return hit[0]
-        spent = (await self._store.spent([key_id])).get(key_id, 0)
+        try:
+            spent = (await self._store.spent([key_id])).get(key_id, 0)
+        except Exception as error:
+            if hit is None:
+                raise StoreUnavailable() from error
+            self._spent[key_id] = (hit[0], now + self._ttl)
+            return hit[0]
         self._spent[key_id] = (spent, now + self._ttl)
         return spent

@@ -15,12 +15,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from thinkserve.core.errors import Overloaded
 from thinkserve.platform import database
 from thinkserve.platform.billing import Price, after_free_quota, charge
 from thinkserve.platform.keys import AmbiguousKey, ApiKey
 from thinkserve.platform.limits import Limits
 from thinkserve.platform.metering import UsageRecord
 from thinkserve.platform.schema import api_keys, key_totals, usage
+
+
+class StoreUnavailable(Overloaded):
+    """The database could not be reached in time and nothing cached could answer (HTTP 503)."""
+
+    def __init__(
+        self, message: str = "The key and usage store is unavailable, please try again later."
+    ) -> None:
+        super().__init__(message)
 
 
 def _key_values(key: ApiKey) -> dict[str, Any]:
@@ -70,15 +80,33 @@ class Store:
         self.engine = engine
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+    async def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        connect_timeout_s: float = database.CONNECT_TIMEOUT_S,
+        command_timeout_s: float = database.COMMAND_TIMEOUT_S,
+    ) -> Store:
         """Connect to an async URL (see ``database.database_url``) and apply pending migrations."""
-        engine = database.make_engine(url)
+        engine = database.make_engine(
+            url, connect_timeout_s=connect_timeout_s, command_timeout_s=command_timeout_s
+        )
         if migrate:
             await database.upgrade(engine)
         return cls(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query (within the engine's timeouts)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+        except Exception:  # whatever the driver raises, the answer is "no"
+            return False
+        return True
 
     # -- keys -----------------------------------------------------------------------------------
 

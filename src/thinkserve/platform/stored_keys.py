@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Collection
 
@@ -28,6 +29,8 @@ from thinkserve.platform.spend import SpendLimits
 from thinkserve.platform.store import Store
 from thinkserve.platform.throttle import Throttle
 from thinkserve.platform.usage_writer import UsageWriter
+
+log = logging.getLogger(__name__)
 
 
 class StoredKeys:
@@ -53,14 +56,25 @@ class StoredKeys:
             on_failure=settings.redis_failure,
             failed=None if observer is None else observer.rate_limiter_failed,
         )
-        self.writer = UsageWriter(store, settings.journal_dir, settings.prices, on_commit=self._committed)
+        self.writer = UsageWriter(
+            store,
+            settings.journal_dir,
+            settings.prices,
+            on_commit=self._committed,
+            on_poison=self._poisoned,
+            on_journal_failure=self._journal_failed,
+        )
 
     @classmethod
     async def start(
         cls, settings: PlatformSettings, *, observer: MeteringObserver | None = None
     ) -> StoredKeys:
         """Open the store (migrating it), connect the limiter, replay journals, start the writer."""
-        store = await Store.open(database_url(settings.database_url, settings.data_dir))
+        store = await Store.open(
+            database_url(settings.database_url, settings.data_dir),
+            connect_timeout_s=settings.database_connect_timeout_s,
+            command_timeout_s=settings.database_command_timeout_s,
+        )
         if settings.first_key is not None:
             await _ensure_first_key(store, settings.first_key)
         limiter: Limiter
@@ -93,10 +107,14 @@ class StoredKeys:
 
     async def record(self, record: UsageRecord) -> None:
         # Synchronous up to the journal write: safe even if the caller's task is being cancelled.
+        # ``submit`` never raises; the rest is bookkeeping that must not fail a finished request.
         self.writer.submit(record)
-        self._report_backlog()
-        key_id = record.key_id
-        self._throttle.charge(key_id, self._keys.by_id(key_id), record.model, record.output_tokens)
+        try:
+            self._report_backlog()
+            key_id = record.key_id
+            self._throttle.charge(key_id, self._keys.by_id(key_id), record.model, record.output_tokens)
+        except Exception:
+            log.exception("charging usage record %s to the rate windows failed", record.id)
 
     def administration(self) -> Administration:
         return self
@@ -143,6 +161,14 @@ class StoredKeys:
     def _committed(self, added: dict[str, int]) -> None:
         self._spend.committed(added)
         self._report_backlog()
+
+    def _poisoned(self, records: int) -> None:
+        if self._observer is not None:
+            self._observer.usage_poisoned(records)
+
+    def _journal_failed(self, stage: str) -> None:
+        if self._observer is not None:
+            self._observer.journal_failed(stage)
 
     def _report_backlog(self) -> None:
         if self._observer is not None:

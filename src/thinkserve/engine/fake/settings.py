@@ -7,6 +7,8 @@ An ``[engines.NAME]`` table of this kind reads::
     n_ctx = 8192                 # the context length it reports (default 8192)
     max_queue = 100000           # sequences at once before Overloaded (default 64)
     own_process = false          # default false; true runs it like llama.cpp, supervised
+    delay = 0.01                 # seconds between tokens (default 0: as fast as the loop goes)
+    answer = "Hello!"            # the scripted answer (one token per character)
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class FakeSettings:
         "n_ctx": int,
         "max_queue": int,
         "own_process": bool,
+        "delay": float,
+        "answer": str,
     }
 
     name: str
@@ -31,3 +35,5 @@ class FakeSettings:
     n_ctx: int = 8192
     max_queue: int = 64
     own_process: bool = False
+    delay: float = 0.0
+    answer: str = "Hello! I am a helpful assistant."

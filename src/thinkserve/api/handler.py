@@ -40,9 +40,9 @@ async def handle(dialect: Dialect, request: Request) -> Response:
     try:
         principal = await authenticate(state, request)
         call = dialect.parse(await read_body(request, state.settings.max_body_bytes), request.headers)
-        plan = state.flow.prepare(call.chat)
-        reply = call.reply(plan, request_id)
-        running = await state.flow.begin(principal, plan)
+        checked = state.flow.prepare(call.chat)
+        reply = call.reply(checked, request_id)
+        running = await state.flow.begin(principal, checked)
     except ThinkserveError as error:
         return error_response(dialect, error, request_id)
     if not call.chat.stream:

@@ -3,10 +3,16 @@ service, platform).
 
 The HTTP layer authenticates and parses, then::
 
-    plan = flow.prepare(request)                  # every client error, before admission
-    running = await flow.begin(principal, plan)   # admitted, metered, first event pulled
+    checked = flow.prepare(request)                 # cheap client errors, before admission
+    running = await flow.begin(principal, checked)  # admitted, tokenized, metered, first event pulled
     collected = await running.collect()           # non-streaming; or iterate running.events
     await running.close()                         # always: records usage, cancels the engine
+
+Admission comes before rendering and tokenizing, so that a key out of money or over its rate
+limits costs the server no tokenizing; it is admitted on a cheap estimate of its prompt tokens and
+charged the exact count once tokenized. A large prompt is rendered and tokenized in a worker thread,
+so that it does not stall the event loop (and every other request) meanwhile. A request that fails
+to render (its prompt is too long) releases its admission without a usage record: nothing ran.
 
 The first event is pulled before a byte is sent, so that early failures (overload, rate limits)
 still get their own status code. A loop running several generations under one admission belongs
@@ -15,6 +21,7 @@ here too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from thinkserve.catalogue.spec import ModelSpec
@@ -22,7 +29,13 @@ from thinkserve.core.events import Collected, Event, fold
 from thinkserve.core.types import ChatRequest
 from thinkserve.platform.metering import metered
 from thinkserve.platform.port import Gate, Principal
-from thinkserve.service.generation import GenerationService, Plan
+from thinkserve.service.generation import Checked, GenerationService, Plan
+
+OFF_LOOP_CHARS = 2048
+"""Message text from which rendering and tokenizing move to a worker thread. ``bench/render.py``
+on the 2-core test VM: the hop costs 0.06-0.09 ms; rendering 256 characters 0.1-0.25 ms, 4096
+characters 0.8-2 ms, 1 MiB 155-495 ms (fake tokenizer - tiny GGUF). Below about 2k characters the
+stall is under a millisecond and the hop would cost a sizeable share of it."""
 
 
 class Running:
@@ -68,13 +81,21 @@ class RequestFlow:
     def prompted(self, spec: ModelSpec) -> bool:
         return self._generation.prompted(spec)
 
-    def prepare(self, request: ChatRequest) -> Plan:
-        return self._generation.prepare(request)
+    def prepare(self, request: ChatRequest) -> Checked:
+        """Every client error that needs no tokenizing (the prompt's length is checked in ``begin``)."""
+        return self._generation.check(request)
 
-    async def begin(self, principal: Principal, plan: Plan) -> Running:
-        """Admit ``plan`` (may raise ``RateLimited``), then start it, metered."""
+    async def begin(self, principal: Principal, checked: Checked) -> Running:
+        """Admit ``checked`` (may raise ``RateLimited``, ``Arrearage``), tokenize it (may raise
+        ``InputTooLong``), then start it, metered."""
         gate = self._gate
-        admission = await gate.admit(principal, plan.request.model, len(plan.prompt.tokens))
+        admission = await gate.admit(principal, checked.request.model, checked.estimated_tokens)
+        try:
+            plan = await self._render(checked)
+            admission.exact_prompt(len(plan.prompt.tokens))
+        except BaseException:
+            admission.release()
+            raise
         events = metered(gate, admission, plan.thinking, self._generation.stream(plan), plan.progress)
         try:
             first = await anext(events)
@@ -82,6 +103,11 @@ class RequestFlow:
             await _close(events)
             raise
         return Running(first, events)
+
+    async def _render(self, checked: Checked) -> Plan:
+        if checked.text_chars < OFF_LOOP_CHARS:
+            return self._generation.render(checked)
+        return await asyncio.to_thread(self._generation.render, checked)
 
 
 async def _close(events: AsyncIterator[Event]) -> None:

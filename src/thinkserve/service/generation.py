@@ -90,10 +90,11 @@ class Checked:
 
     @property
     def estimated_tokens(self) -> int:
-        """A cheap prompt-token estimate for admission, before tokenizing (README: "Fair
-        admission"): one token per ``CHARS_PER_TOKEN`` characters, rounded up. It errs low on
-        ordinary text, so that no request is refused for tokens it does not have; the exact
-        count tops it up once known (``port.Admission.exact_prompt``)."""
+        """A cheap prompt-token estimate for admission, before tokenizing (``service.flow``,
+        README "Keys, limits, metering and billing"): one token per ``CHARS_PER_TOKEN``
+        characters, rounded up. It errs low on ordinary text, so that no request is refused for
+        tokens it does not have; the exact count tops it up once known
+        (``port.Admission.exact_prompt``)."""
         return -(-self.text_chars // CHARS_PER_TOKEN)
 
 

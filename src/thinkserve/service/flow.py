@@ -14,6 +14,9 @@ charged the exact count once tokenized. A large prompt is rendered and tokenized
 so that it does not stall the event loop (and every other request) meanwhile. A request that fails
 to render (its prompt is too long) releases its admission without a usage record: nothing ran.
 
+Admitted and tokenized, a request then waits for a place in its engine in a line that takes keys
+in turn (``service.fair``), so that one key's burst cannot starve another key's request.
+
 The first event is pulled before a byte is sent, so that early failures (overload, rate limits)
 still get their own status code. A loop running several generations under one admission belongs
 here too.
@@ -29,6 +32,7 @@ from thinkserve.core.events import Collected, Event, fold
 from thinkserve.core.types import ChatRequest
 from thinkserve.platform.metering import metered
 from thinkserve.platform.port import Gate, Principal
+from thinkserve.service.fair import FairLine
 from thinkserve.service.generation import Checked, GenerationService, Plan
 
 OFF_LOOP_CHARS = 2048
@@ -73,10 +77,17 @@ class RequestFlow:
     def __init__(self, generation: GenerationService, gate: Gate) -> None:
         self._generation = generation
         self._gate = gate
+        self._lines: dict[str, FairLine] = {}
+        """One line per engine, by name (several models may share one)."""
 
     @property
     def models(self) -> Mapping[str, ModelSpec]:
         return self._generation.models
+
+    def waiting(self, engine: str) -> int:
+        """Requests waiting for a place in ``engine`` (``service.fair``)."""
+        line = self._lines.get(engine)
+        return 0 if line is None else line.waiting
 
     def prompted(self, spec: ModelSpec) -> bool:
         return self._generation.prompted(spec)
@@ -96,13 +107,30 @@ class RequestFlow:
         except BaseException:
             admission.release()
             raise
-        events = metered(gate, admission, plan.thinking, self._generation.stream(plan), plan.progress)
+        events = metered(gate, admission, plan.thinking, self._placed(principal, plan), plan.progress)
         try:
             first = await anext(events)
         except BaseException:
             await _close(events)
             raise
         return Running(first, events)
+
+    async def _placed(self, principal: Principal, plan: Plan) -> AsyncIterator[Event]:
+        """``plan``'s events, once its key's turn for a place in the engine came."""
+        runtime = plan.runtime
+        if runtime.places is None:
+            async for event in self._generation.stream(plan):
+                yield event
+            return
+        line = self._lines.get(plan.spec.engine)
+        if line is None:
+            line = self._lines[plan.spec.engine] = FairLine(runtime.places, runtime.depth)
+        await line.enter(principal.key_id)
+        try:
+            async for event in self._generation.stream(plan):
+                yield event
+        finally:
+            line.leave()
 
     async def _render(self, checked: Checked) -> Plan:
         if checked.text_chars < OFF_LOOP_CHARS:

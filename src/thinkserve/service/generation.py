@@ -31,12 +31,21 @@ CHARS_PER_TOKEN = 6
 and fewer on most other text, so 6 rarely overestimates."""
 
 
+DEPTH = 64
+"""An engine's line depth (``service.fair``) where its settings name none."""
+
+
 @dataclass(slots=True)
 class Runtime:
     """A loaded engine and the chat format of its model file."""
 
     engine: Engine
     chat: ChatFormat
+    places: int | None = None
+    """Sequences the engine decodes at once (llama.cpp's ``n_seq``): what ``service.fair`` lets in.
+    None: no line in front of it (an engine without slots, such as the fake one, takes them all)."""
+    depth: int = DEPTH
+    """Requests that may wait for a place (the engine's ``max_queue``)."""
     budget: ThinkingBudget = field(init=False)
 
     def __post_init__(self) -> None:

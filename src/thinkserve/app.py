@@ -29,7 +29,7 @@ from thinkserve.platform.metering import ObservedGate
 from thinkserve.platform.port import Gate
 from thinkserve.platform.stored_keys import StoredKeys
 from thinkserve.service.flow import RequestFlow
-from thinkserve.service.generation import GenerationService, Runtime
+from thinkserve.service.generation import DEPTH, GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,10 @@ def create_app(
                     log.info("loading engine %s from %s", name, path)
                     engine = await build_engine(spec, path, settings.data_dir)
                     owned.append(engine)
-                    loaded[name] = Runtime(engine, ChatFormat(engine.tokenizer))
+                    # Not every kind has slots (the fake decodes all at once): no fair line there.
+                    places = getattr(spec, "n_seq", None)
+                    depth = getattr(spec, "max_queue", DEPTH)
+                    loaded[name] = Runtime(engine, ChatFormat(engine.tokenizer), places, depth)
             service = GenerationService(settings.models, loaded)
             engines.update({name: runtime.engine for name, runtime in loaded.items()})
             active = gate

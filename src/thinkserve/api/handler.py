@@ -3,12 +3,20 @@ core, service, platform).
 
 Authentication comes before the body is read, as Model Studio does. Errors before the first byte
 are the dialect's error body with their own status; after it, the dialect's error frame.
+
+Once the body is read, the handler watches the ASGI receive channel until a response starts: a
+client that goes away (``http.disconnect``) while its request waits for admission, its first event,
+or (non-streaming) its whole answer cancels that work, so that the engine sequence is cancelled and
+the usage recorded as ``cancelled``. Once a stream has started, Starlette's own watch does the same.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -19,10 +27,18 @@ from thinkserve.api.errors import retry_headers, status_of
 from thinkserve.api.http import json_response, new_request_id, read_body, workspace_header
 from thinkserve.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from thinkserve.core.errors import EngineFailure, ThinkserveError
+from thinkserve.core.events import Collected
 from thinkserve.platform.port import Principal
 from thinkserve.service.flow import Running
+from thinkserve.service.generation import Checked
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its response started."""
 
 
 def error_response(dialect: Dialect, error: ThinkserveError, request_id: str) -> Response:
@@ -40,20 +56,49 @@ async def handle(dialect: Dialect, request: Request) -> Response:
     try:
         principal = await authenticate(state, request)
         call = dialect.parse(await read_body(request, state.settings.max_body_bytes), request.headers)
-        plan = state.flow.prepare(call.chat)
-        reply = call.reply(plan, request_id)
-        running = await state.flow.begin(principal, plan)
+        checked = state.flow.prepare(call.chat)
+        reply = call.reply(checked, request_id)
+        if not call.chat.stream:
+            collected = await _unless_gone(request, _answer(state, principal, checked))
+            return json_response(reply.body(collected))
+        running = await _unless_gone(request, state.flow.begin(principal, checked))
     except ThinkserveError as error:
         return error_response(dialect, error, request_id)
-    if not call.chat.stream:
-        try:
-            collected = await running.collect()
-        except ThinkserveError as error:
-            return error_response(dialect, error, request_id)
-        return json_response(reply.body(collected))
+    except ClientGone:
+        log.info("request %s: the client went away before its response", request_id)
+        return Response(status_code=499)
     return StreamingResponse(
         _frames(reply.stream_writer(), running, request_id), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
     )
+
+
+async def _answer(state: AppState, principal: Principal, checked: Checked) -> Collected:
+    running = await state.flow.begin(principal, checked)
+    return await running.collect()
+
+
+async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result, or ``ClientGone`` once the client disconnected, ``work`` cancelled (its
+    ``finally`` blocks record usage and cancel the engine sequence)."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Cancelling the watch while it waits on receive() loses no message (uvicorn).
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _frames(writer: StreamWriter, running: Running, request_id: str) -> AsyncIterator[bytes]:

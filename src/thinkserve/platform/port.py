@@ -52,6 +52,17 @@ class Admission:
     started: float = field(default_factory=time.monotonic)
     hooks: list[Callable[[], None]] = field(default_factory=list)
     """Run by ``release`` in the order added (concurrency slots, the in-flight gauge)."""
+    prompt_tokens: int = 0
+    """The prompt tokens counted at admission (an estimate until ``exact_prompt``)."""
+    top_ups: list[Callable[[int], None]] = field(default_factory=list)
+    """Called with the prompt tokens counted beyond the estimate (the gate's token windows)."""
+
+    def exact_prompt(self, tokens: int) -> None:
+        """The prompt is tokenized: count what the admission estimate missed."""
+        extra, self.prompt_tokens = tokens - self.prompt_tokens, max(tokens, self.prompt_tokens)
+        if extra > 0:
+            for hook in self.top_ups:
+                hook(extra)
 
     def on_release(self, hook: Callable[[], None]) -> None:
         self.hooks.append(hook)

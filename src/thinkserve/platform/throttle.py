@@ -87,14 +87,17 @@ class Throttle:
         except BaseException:  # refused, Redis down, cancelled, anything: the slots go back
             self._free(slots)
             raise
-        admission = Admission(principal, model)
+        admission = Admission(principal, model, prompt_tokens=prompt_tokens)
         admission.on_release(lambda: self._free(slots))
+        # Admission counted an estimate of the prompt; the rest counts as soon as it is tokenized.
+        admission.top_ups.append(lambda extra: self.charge(principal.key_id, key, model, extra))
         return admission
 
-    def charge(self, key_id: str, key: ApiKey | None, model: str, output_tokens: int) -> None:
-        """Count a finished request's output tokens in its token windows (without waiting on Redis)."""
-        charges = charges_for(f"key:{key_id}", key.limits if key else _NO_LIMITS, output_tokens)
-        charges += charges_for(f"km:{key_id}:{model}", self._limits_of(model), output_tokens)
+    def charge(self, key_id: str, key: ApiKey | None, model: str, tokens: int) -> None:
+        """Count tokens known after admission (output tokens; prompt tokens beyond the admission
+        estimate) in the token windows (without waiting on Redis)."""
+        charges = charges_for(f"key:{key_id}", key.limits if key else _NO_LIMITS, tokens)
+        charges += charges_for(f"km:{key_id}:{model}", self._limits_of(model), tokens)
         if not charges:
             return
         if isinstance(self.limiter, LocalLimiter):

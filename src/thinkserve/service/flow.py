@@ -3,10 +3,19 @@ service, platform).
 
 The HTTP layer authenticates and parses, then::
 
-    plan = flow.prepare(request)                  # every client error, before admission
-    running = await flow.begin(principal, plan)   # admitted, metered, first event pulled
+    checked = flow.prepare(request)                 # cheap client errors, before admission
+    running = await flow.begin(principal, checked)  # admitted, tokenized, metered, first event pulled
     collected = await running.collect()           # non-streaming; or iterate running.events
     await running.close()                         # always: records usage, cancels the engine
+
+Admission comes before rendering and tokenizing, so that a key out of money or over its rate
+limits costs the server no tokenizing; it is admitted on a cheap estimate of its prompt tokens and
+charged the exact count once tokenized. A large prompt is rendered and tokenized in a worker thread,
+so that it does not stall the event loop (and every other request) meanwhile. A request that fails
+to render (its prompt is too long) releases its admission without a usage record: nothing ran.
+
+Admitted and tokenized, a request then waits for a place in its engine in a line that takes keys
+in turn (``service.fair``), so that one key's burst cannot starve another key's request.
 
 The first event is pulled before a byte is sent, so that early failures (overload, rate limits)
 still get their own status code. A loop running several generations under one admission belongs
@@ -15,6 +24,7 @@ here too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from thinkserve.catalogue.spec import ModelSpec
@@ -22,7 +32,14 @@ from thinkserve.core.events import Collected, Event, fold
 from thinkserve.core.types import ChatRequest
 from thinkserve.platform.metering import metered
 from thinkserve.platform.port import Gate, Principal
-from thinkserve.service.generation import GenerationService, Plan
+from thinkserve.service.fair import FairLine
+from thinkserve.service.generation import Checked, GenerationService, Plan
+
+OFF_LOOP_CHARS = 2048
+"""Message text from which rendering and tokenizing move to a worker thread. ``bench/render.py``
+on the 2-core test VM: the hop costs 0.06-0.09 ms; rendering 256 characters 0.1-0.25 ms, 4096
+characters 0.8-2 ms, 1 MiB 155-495 ms (fake tokenizer - tiny GGUF). Below about 2k characters the
+stall is under a millisecond and the hop would cost a sizeable share of it."""
 
 
 class Running:
@@ -60,28 +77,65 @@ class RequestFlow:
     def __init__(self, generation: GenerationService, gate: Gate) -> None:
         self._generation = generation
         self._gate = gate
+        self._lines: dict[str, FairLine] = {}
+        """One line per engine, by name (several models may share one)."""
 
     @property
     def models(self) -> Mapping[str, ModelSpec]:
         return self._generation.models
 
+    def waiting(self, engine: str) -> int:
+        """Requests waiting for a place in ``engine`` (``service.fair``)."""
+        line = self._lines.get(engine)
+        return 0 if line is None else line.waiting
+
     def prompted(self, spec: ModelSpec) -> bool:
         return self._generation.prompted(spec)
 
-    def prepare(self, request: ChatRequest) -> Plan:
-        return self._generation.prepare(request)
+    def prepare(self, request: ChatRequest) -> Checked:
+        """Every client error that needs no tokenizing (the prompt's length is checked in ``begin``)."""
+        return self._generation.check(request)
 
-    async def begin(self, principal: Principal, plan: Plan) -> Running:
-        """Admit ``plan`` (may raise ``RateLimited``), then start it, metered."""
+    async def begin(self, principal: Principal, checked: Checked) -> Running:
+        """Admit ``checked`` (may raise ``RateLimited``, ``Arrearage``), tokenize it (may raise
+        ``InputTooLong``), then start it, metered."""
         gate = self._gate
-        admission = await gate.admit(principal, plan.request.model, len(plan.prompt.tokens))
-        events = metered(gate, admission, plan.thinking, self._generation.stream(plan), plan.progress)
+        admission = await gate.admit(principal, checked.request.model, checked.estimated_tokens)
+        try:
+            plan = await self._render(checked)
+            admission.exact_prompt(len(plan.prompt.tokens))
+        except BaseException:
+            admission.release()
+            raise
+        events = metered(gate, admission, plan.thinking, self._placed(principal, plan), plan.progress)
         try:
             first = await anext(events)
         except BaseException:
             await _close(events)
             raise
         return Running(first, events)
+
+    async def _placed(self, principal: Principal, plan: Plan) -> AsyncIterator[Event]:
+        """``plan``'s events, once its key's turn for a place in the engine came."""
+        runtime = plan.runtime
+        if runtime.places is None:
+            async for event in self._generation.stream(plan):
+                yield event
+            return
+        line = self._lines.get(plan.spec.engine)
+        if line is None:
+            line = self._lines[plan.spec.engine] = FairLine(runtime.places, runtime.depth)
+        await line.enter(principal.key_id)
+        try:
+            async for event in self._generation.stream(plan):
+                yield event
+        finally:
+            line.leave()
+
+    async def _render(self, checked: Checked) -> Plan:
+        if checked.text_chars < OFF_LOOP_CHARS:
+            return self._generation.render(checked)
+        return await asyncio.to_thread(self._generation.render, checked)
 
 
 async def _close(events: AsyncIterator[Event]) -> None:

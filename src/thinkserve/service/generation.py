@@ -26,6 +26,14 @@ from thinkserve.thinking.chat_format import ChatFormat, Prompt
 
 log = logging.getLogger(__name__)
 
+CHARS_PER_TOKEN = 6
+"""Characters per token of the admission estimate: BPE vocabularies average about 4 on English
+and fewer on most other text, so 6 rarely overestimates."""
+
+
+DEPTH = 64
+"""An engine's line depth (``service.fair``) where its settings name none."""
+
 
 @dataclass(slots=True)
 class Runtime:
@@ -33,6 +41,11 @@ class Runtime:
 
     engine: Engine
     chat: ChatFormat
+    places: int | None = None
+    """Sequences the engine decodes at once (llama.cpp's ``n_seq``): what ``service.fair`` lets in.
+    None: no line in front of it (an engine without slots, such as the fake one, takes them all)."""
+    depth: int = DEPTH
+    """Requests that may wait for a place (the engine's ``max_queue``)."""
     budget: ThinkingBudget = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +77,36 @@ class Plan:
         return self.spec.thinks_by_default()
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request validated without tokenizing: enough to admit it and to shape its reply."""
+
+    request: ChatRequest
+    spec: ModelSpec
+    runtime: Runtime
+    thinking: bool
+    budget: int
+    requested_max: int | None
+
+    @property
+    def thinks_by_default(self) -> bool:
+        return self.spec.thinks_by_default()
+
+    @property
+    def text_chars(self) -> int:
+        """Characters of message text: what rendering and tokenizing cost grows with."""
+        return sum(len(m.content) + len(m.reasoning or "") for m in self.request.messages)
+
+    @property
+    def estimated_tokens(self) -> int:
+        """A cheap prompt-token estimate for admission, before tokenizing (``service.flow``,
+        README "Keys, limits, metering and billing"): one token per ``CHARS_PER_TOKEN``
+        characters, rounded up. It errs low on ordinary text, so that no request is refused for
+        tokens it does not have; the exact count tops it up once known
+        (``port.Admission.exact_prompt``)."""
+        return -(-self.text_chars // CHARS_PER_TOKEN)
+
+
 class GenerationService:
     """Turns a ``ChatRequest`` into a stream of ``core.events``."""
 
@@ -81,28 +124,39 @@ class GenerationService:
 
     def prepare(self, request: ChatRequest) -> Plan:
         """Validate against the model's rules and tokenize; raises the client's error."""
+        return self.render(self.check(request))
+
+    def check(self, request: ChatRequest) -> Checked:
+        """The cheap part of ``prepare``: every client error that needs no tokenizing."""
         spec = self._models.get(request.model)
         if spec is None:
             raise ModelNotFound(request.model)
         validation.check_messages(request)
-        thinking = decision.decide_thinking(spec, request)
-        thinking_budget = budget.decide_budget(spec, request)
-        requested_max = validation.max_tokens(spec, request)
-        runtime = self._runtimes[spec.engine]
+        return Checked(
+            request,
+            spec,
+            self._runtimes[spec.engine],
+            decision.decide_thinking(spec, request),
+            budget.decide_budget(spec, request),
+            validation.max_tokens(spec, request),
+        )
+
+    def render(self, checked: Checked) -> Plan:
+        """The heavy part of ``prepare``: render the chat template and tokenize (CPU-bound; it
+        may run off the event loop), then check the prompt against the context."""
+        request, spec, runtime, thinking = checked.request, checked.spec, checked.runtime, checked.thinking
         prompt = runtime.chat.render(request.messages, thinking=thinking)
         context = runtime.engine.context_length
         validation.check_input_length(spec, len(prompt.tokens), context)
         room = context - len(prompt.tokens)
-        default_max = budget.default_max_tokens(spec, thinking=thinking, budget=thinking_budget)
-        limit = min(requested_max or default_max, room)
+        default_max = budget.default_max_tokens(spec, thinking=thinking, budget=checked.budget)
+        limit = min(checked.requested_max or default_max, room)
         engine_request = EngineRequest(
             request_id=uuid.uuid4().hex,
             prompt=prompt.tokens,
             sampling=request.sampling,
             max_tokens=limit,
-            checkpoint=runtime.budget.checkpoint(
-                prompt, thinking_budget, thinking=thinking, max_tokens=limit
-            ),
+            checkpoint=runtime.budget.checkpoint(prompt, checked.budget, thinking=thinking, max_tokens=limit),
         )
         return Plan(request, spec, runtime, prompt, thinking, engine_request)
 

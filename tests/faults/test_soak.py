@@ -1,7 +1,8 @@
-"""Soak: 64 concurrent streams for a bounded time against `thinkserve serve` on the tiny real model
-(engine in its own process). Every stream completes; afterwards nothing is left in flight, every
-engine slot is free, metered output tokens equal the tokens the engine sampled, and the memory of
-both processes is flat after warm-up (the slopes are logged; docs/reliability.md has a run).
+"""Soak: 64 concurrent streams (16 on each of 4 keys) for a bounded time against `thinkserve serve`
+on the tiny real model (engine in its own process). Every stream completes; afterwards nothing is
+left in flight, every engine slot is free, metered output tokens equal the tokens the engine
+sampled, and the memory of both processes is flat after warm-up (the slopes are logged;
+docs/reliability.md has a run).
 
 THINKSERVE_SOAK_SECONDS sets the duration (default 20)."""
 
@@ -24,7 +25,8 @@ from tests.platform.conftest import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)
-KEY = "sk-soak"
+# Four tenants: one key may hold at most n_seq running + 32 waiting requests (fair admission).
+KEYS = [f"sk-soak-{i}" for i in range(4)]
 STREAMS = 64
 SECONDS = float(os.environ.get("THINKSERVE_SOAK_SECONDS", "20"))
 
@@ -34,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     home = tmp_path_factory.mktemp("soak")
     config = home / "thinkserve.toml"
     config.write_text(
-        f'[server]\napi_keys = ["{KEY}"]\ndata_dir = "{home}"\n'
+        f'[server]\napi_keys = {KEYS!r}\ndata_dir = "{home}"\n'
         f'[engines.default]\nmodel = "{engine_model()}"\nn_ctx = 8192\nn_seq = 8\n'
     )
     running = start_server(config, log=home / "server.log")
@@ -96,7 +98,7 @@ async def soak(base: str) -> tuple[int, list[str]]:
                     "max_tokens": 24,
                     "temperature": 0.7,
                 }
-                headers = {"Authorization": f"Bearer {KEY}"}
+                headers = {"Authorization": f"Bearer {KEYS[i % len(KEYS)]}"}
                 async with client.stream(
                     "POST", "/compatible-mode/v1/chat/completions", json=body, headers=headers
                 ) as r:

@@ -85,7 +85,7 @@ def create_app(
     Either way, metering feeds the app's metrics."""
     metrics = Metrics()
     engines: dict[str, Engine] = {}
-    metrics.watch_engines(lambda: engines)
+    metrics.watch_engines(lambda: engines, lambda name: _waiting(app, name))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -119,6 +119,8 @@ def create_app(
                 model_files=files,
             )
             yield
+            # Cancelled streams' usage records wait for their engines' answers: before those close.
+            await app.state.thinkserve.flow.settled()
         finally:
             for engine in owned:
                 await engine.aclose()
@@ -145,3 +147,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.engines = engines
     return app
+
+
+def _waiting(app: Starlette, engine: str) -> int:
+    state: AppState | None = getattr(app.state, "thinkserve", None)
+    return 0 if state is None else state.flow.waiting(engine)

@@ -333,6 +333,9 @@ class _FailingEngine(FakeEngine):
             def cancel(self) -> None:
                 inner.cancel()
 
+            async def settle(self, limit_s: float) -> Sequence[EngineEvent]:
+                return await inner.settle(limit_s)
+
             def resume(self, tokens: Sequence[int]) -> None:
                 inner.resume(tokens)
 

@@ -36,6 +36,9 @@ class HeldSequence:
     def cancel(self) -> None:
         self._inner.cancel()
 
+    async def settle(self, limit_s: float) -> Seq[EngineEvent]:
+        return await self._inner.settle(limit_s)
+
     def resume(self, tokens: Seq[int]) -> None:
         self._inner.resume(tokens)
 

@@ -191,3 +191,111 @@ def test_the_real_engine_in_its_own_process(tmp_path: Path) -> None:
             await local.aclose()
 
     run(body, timeout=300)
+
+
+def stop_mid_stream(engine: SupervisedEngine, seq: Any, after: int) -> Any:
+    """Iterate ``seq``; after ``after`` token events, SIGSTOP the engine process (it hangs
+    without dying). Returns the coroutine that iterates to the error the watchdog causes."""
+
+    async def go() -> tuple[int, float]:
+        seen = 0
+        stopped = 0.0
+        async for event in seq:
+            if isinstance(event, TokenEvent):
+                seen += 1
+                if seen == after:
+                    kill(engine, signal.SIGSTOP)
+                    stopped = time.monotonic()
+        return seen, stopped
+
+    return go()
+
+
+def test_a_hung_engine_process_is_killed_by_the_watchdog_and_restarted() -> None:
+    async def body() -> None:
+        engine = SupervisedEngine(
+            "fake",
+            Start("fake", {"delay": 0.02}, "fake", "/tmp"),
+            FakeTokenizer(),
+            backoff=(0.2,),
+            hang_timeout=1.0,
+        )
+        await engine.start()
+        try:
+            first_pid = engine.pid
+            seq = engine.submit(EngineRequest("r", prompt(), GREEDY, 500))
+            with pytest.raises(EngineFailure, match="stopped answering") as caught:
+                await stop_mid_stream(engine, seq, 3)
+            assert "killed" in caught.value.message
+            health = engine.health()
+            assert health.state == "down" and "stopped answering" in health.reason, health
+            await wait_up(engine)
+            assert engine.pid != first_pid
+            events = await drain(engine, EngineRequest("r2", prompt(), GREEDY, 5))
+            assert isinstance(events[-1], EngineFinished) and events[-1].sampled_tokens == 5
+            # Idle for longer than the limit is no hang: heartbeats keep coming.
+            await asyncio.sleep(2.5)
+            assert engine.health().state == "up" and engine.health().restarts == 1
+        finally:
+            await engine.aclose()
+
+    run(body)
+
+
+def test_a_cancelled_sequence_hands_over_what_the_engine_sampled_meanwhile() -> None:
+    async def body() -> None:
+        engine = fake_engine(delay=0.01)
+        await engine.start()
+        try:
+            seq = engine.submit(EngineRequest("r", prompt(), GREEDY, 500))
+            seen = 0
+            async for event in seq:
+                if isinstance(event, TokenEvent):
+                    seen += 1
+                    if seen == 3:
+                        break
+            await asyncio.sleep(0.1)  # the engine goes on sampling until the cancel lands
+            left = await seq.settle(5.0)
+            assert isinstance(left[-1], EngineFinished) and left[-1].reason == "cancelled"
+            tokens = [e for e in left if isinstance(e, TokenEvent)]
+            assert tokens, "nothing was on its way"
+            await asyncio.sleep(0.3)
+            assert engine.stats is not None
+            assert engine.stats.sampled_tokens == seen + len(tokens)
+        finally:
+            await engine.aclose()
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_the_watchdog_restarts_a_hung_real_engine(tmp_path: Path) -> None:
+    from tests.engine.conftest import engine_model
+    from thinkserve.engine.llamacpp.tokenizer import VocabFile
+
+    model = engine_model()
+
+    async def body() -> None:
+        spec = LlamaCppSettings("default", model=str(model), n_ctx=2048, n_seq=2)
+        vocab = VocabFile(str(model))
+        engine = SupervisedEngine(
+            "default",
+            Start("llamacpp", spec, str(model), str(tmp_path)),
+            vocab.tokenizer,
+            close_tokenizer=vocab.close,
+            backoff=(0.1,),
+            hang_timeout=5.0,  # generous: on a loaded 2-core machine a step can take seconds
+        )
+        await engine.start()
+        try:
+            tokens = engine.tokenizer.encode("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n")
+            seq = engine.submit(EngineRequest("r", tokens, GREEDY, 1000))
+            with pytest.raises(EngineFailure, match="stopped answering"):
+                await stop_mid_stream(engine, seq, 2)
+            await wait_up(engine)
+            again = await drain(engine, EngineRequest("r2", tokens, GREEDY, 8))
+            assert isinstance(again[-1], EngineFinished) and again[-1].sampled_tokens == 8
+        finally:
+            await engine.aclose()
+
+    run(body, timeout=300)

@@ -195,6 +195,14 @@ def test_postgres_stopped_under_load(own_pg: OwnPostgres, tmp_path: Path) -> Non
                 assert body["error"]["code"] and "unavailable" in body["error"]["message"]
             else:
                 assert body["code"] and body["request_id"] and "unavailable" in body["message"]
+        # The admin API: a quick 503 in its shape, not a 500.
+        admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+        for path in ("/admin/v1/usage", "/admin/v1/keys"):
+            start = time.monotonic()
+            response = httpx.get(live.base_url + path, headers=admin, timeout=30)
+            assert response.status_code == 503, (path, response.status_code, response.text)
+            assert "unavailable" in response.json()["error"]["message"]
+            assert time.monotonic() - start < 10.0
         own_pg.start()
         time.sleep(1.0)
         stop_load.set()

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+OFF_LOOP_BYTES = 64 * 1024
+"""Bodies from this size are parsed and validated in a worker thread: parsing a multi-megabyte
+body takes milliseconds to tens of milliseconds that every other request would wait for."""
+
 
 class ClientGone(Exception):
     """The client disconnected before its response started."""
@@ -55,7 +59,11 @@ async def handle(dialect: Dialect, request: Request) -> Response:
     request_id = new_request_id()
     try:
         principal = await authenticate(state, request)
-        call = dialect.parse(await read_body(request, state.settings.max_body_bytes), request.headers)
+        body = await read_body(request, state.settings.max_body_bytes)
+        if len(body) < OFF_LOOP_BYTES:
+            call = dialect.parse(body, request.headers)
+        else:
+            call = await asyncio.to_thread(dialect.parse, body, request.headers)
         checked = state.flow.prepare(call.chat)
         reply = call.reply(checked, request_id)
         if not call.chat.stream:

@@ -8,7 +8,9 @@ all fit behind it:
 - after ``Paused`` the consumer calls ``Sequence.resume(tokens)``: the engine appends those tokens to
   the *same* sequence (in-process engines keep the KV cache; remote ones resend the prefix and rely
   on prefix caching) and goes on sampling;
-- ``Sequence.cancel()`` stops it; the engine frees its slot within one decode step;
+- ``Sequence.cancel()`` stops it; the engine frees its slot within one decode step and answers
+  with ``EngineFinished("cancelled")``; ``Sequence.settle()`` then gives the tokens the engine
+  sampled that the consumer never took, so that usage counts every token generated;
 - ``tokenizer`` gives the model's own tokenizer and chat template;
 - ``health()`` says whether the engine can take work (``Health``), ``snapshot()`` gives its load
   (``EngineStats``) for the metrics.
@@ -81,9 +83,10 @@ class Paused:
 
 @dataclass(frozen=True, slots=True)
 class EngineFinished:
-    """The sequence ended. ``stop``: an end-of-generation token; ``length``: ``max_tokens``."""
+    """The sequence ended. ``stop``: an end-of-generation token; ``length``: ``max_tokens``;
+    ``cancelled``: the engine's answer to ``Sequence.cancel`` (seen only by ``settle``)."""
 
-    reason: Literal["stop", "length"]
+    reason: Literal["stop", "length", "cancelled"]
     prompt_tokens: int
     cached_tokens: int
     """Prompt tokens that were reused from the KV cache instead of being evaluated."""
@@ -140,6 +143,16 @@ class Sequence(Protocol):
         ...
 
     def cancel(self) -> None: ...
+
+    async def settle(self, limit_s: float) -> Seq[EngineEvent]:
+        """Cancel (if still running), then wait up to ``limit_s`` seconds for the engine's answer.
+
+        Returns the events the engine sent that the iterator never gave out, in order, ending with
+        the engine's ``EngineFinished`` when it came in time: the tokens sampled between the
+        consumer's last read and the cancel taking effect. Empty for an engine that samples only
+        when iterated, or once the sequence had already ended and been read to its end.
+        """
+        ...
 
 
 class Tokenizer(Protocol):

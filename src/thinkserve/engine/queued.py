@@ -7,17 +7,24 @@ was called before the next item was asked for, so that both ``async for ... : if
 seq.resume(...)`` and "iterate, resume, iterate again" work. ``divert(sink)`` hands the items to a
 callback instead (the engine process forwards them that way, without a queue or a task switch per
 token). Subclasses say how a resume and a cancel reach the engine.
+
+A cancel stops the iterator at once, but the engine may have sampled a few more tokens before it
+heard of it: items keep arriving until the engine's ``EngineFinished("cancelled")`` (or an error),
+and ``settle`` hands them over, so that usage counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
 from typing import Final
 
 from thinkserve.core.errors import ThinkserveError
 from thinkserve.engine.protocol import EngineEvent, EngineFinished, Paused
+
+log = logging.getLogger(__name__)
 
 #: What a sequence's event stream carries: an event, or the error that ends it.
 Item = EngineEvent | ThinkserveError
@@ -50,8 +57,9 @@ class QueuedSequence:
         return self._cancelled
 
     def push(self, item: Item) -> None:
-        """Deliver one item (on ``loop``); items after the end or a cancel are dropped."""
-        if self._cancelled or self._done:
+        """Deliver one item (on ``loop``); items after the end are dropped. Items after a cancel
+        wait for ``settle`` (or go to the sink)."""
+        if self._done:
             return
         if isinstance(item, Paused):
             self._paused = True
@@ -110,6 +118,28 @@ class QueuedSequence:
                 self._loop.call_soon_threadsafe(self._queue.put_nowait, _END)
             except RuntimeError:
                 pass  # The loop is closed: nobody is waiting on the queue.
+
+    async def settle(self, limit_s: float) -> list[EngineEvent]:
+        """``engine.protocol.Sequence.settle``: the items the iterator never gave out."""
+        self.cancel()
+        left: list[EngineEvent] = []
+        if self._sink is not None:
+            return left  # Everything went to the sink.
+        deadline = self._loop.time() + limit_s
+        while not (self._done and self._queue.empty()):
+            try:
+                item = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - self._loop.time()))
+            except TimeoutError:
+                log.warning("the engine did not answer a cancel within %.1f s", limit_s)
+                break
+            if isinstance(item, ThinkserveError):
+                break
+            if isinstance(item, _EndOfStream):
+                continue
+            left.append(item)
+            if isinstance(item, EngineFinished):
+                break
+        return left
 
     # -- how the engine hears of it ------------------------------------------------------------
 

@@ -108,8 +108,10 @@ def settings_from_table(name: str, table: Mapping[str, Any]) -> EngineSettings:
 def _fits(value: object, expected: KeyType) -> bool:
     if isinstance(expected, tuple):
         return isinstance(value, str) and value in expected
-    # TOML booleans are ints to Python: only a bool key takes one.
-    return isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
+    # TOML booleans are ints to Python: only a bool key takes one. A float key takes an integer.
+    if isinstance(value, bool):
+        return expected is bool
+    return isinstance(value, expected) or (expected is float and isinstance(value, int))
 
 
 def model_file(settings: EngineSettings, data_dir: Path) -> Path:
@@ -127,7 +129,13 @@ async def build_engine(settings: EngineSettings, path: Path, data_dir: Path) -> 
 
     vocabulary = await kind.vocabulary(settings, path)
     start = Start(settings.kind, settings, str(path), str(data_dir))
-    engine = SupervisedEngine(settings.name, start, vocabulary.tokenizer, close_tokenizer=vocabulary.close)
+    engine = SupervisedEngine(
+        settings.name,
+        start,
+        vocabulary.tokenizer,
+        close_tokenizer=vocabulary.close,
+        hang_timeout=float(getattr(settings, "hang_timeout", 60.0)),
+    )
     try:
         await engine.start()
     except BaseException:

@@ -28,6 +28,8 @@ _PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.
 
 EngineSource = Callable[[], Mapping[str, Engine]]
 """Engine name -> engine, read at each scrape."""
+LineSource = Callable[[str], int]
+"""Engine name -> requests waiting in the gateway's fair line for it (``service.fair``)."""
 
 
 class Metrics:
@@ -136,16 +138,17 @@ class Metrics:
     def journal_failed(self, stage: str) -> None:
         self.journal_failures.labels(stage).inc()
 
-    def watch_engines(self, source: EngineSource) -> None:
-        self.registry.register(_EngineCollector(source))
+    def watch_engines(self, source: EngineSource, lines: LineSource | None = None) -> None:
+        self.registry.register(_EngineCollector(source, lines))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _EngineCollector(Collector):
-    def __init__(self, source: EngineSource) -> None:
+    def __init__(self, source: EngineSource, lines: LineSource | None) -> None:
         self._source = source
+        self._lines = lines
 
     def describe(self) -> list[Metric]:
         return []
@@ -174,7 +177,14 @@ class _EngineCollector(Collector):
         restarts = CounterMetricFamily(
             "thinkserve_engine_restarts", "Times the engine process was started again.", labels=["engine"]
         )
+        line = GaugeMetricFamily(
+            "thinkserve_fair_line_waiting",
+            "Admitted requests waiting in the gateway's fair line for a place in the engine.",
+            labels=["engine"],
+        )
         for name, engine in self._source().items():
+            if self._lines is not None:
+                line.add_metric([name], float(self._lines(name)))
             health = engine.health()
             up.add_metric([name], 1.0 if health.state == "up" else 0.0)
             restarts.add_metric([name], float(health.restarts))
@@ -185,4 +195,4 @@ class _EngineCollector(Collector):
             if stats.kv_size > 0:
                 kv_used.add_metric([name], float(stats.kv_cells_used))
                 kv_ratio.add_metric([name], stats.kv_cells_used / stats.kv_size)
-        yield from (active, queue, kv_used, kv_ratio, sampled, up, restarts)
+        yield from (active, queue, kv_used, kv_ratio, sampled, up, restarts, line)

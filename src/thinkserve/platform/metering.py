@@ -14,16 +14,19 @@ gate keeps it (``StoredKeys`` journals it and moves it into SQL, which adds ``co
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from thinkserve.core.errors import Arrearage, RateLimited
 from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
 from thinkserve.core.types import Usage
 from thinkserve.platform.port import Administration, Admission, Gate, Principal
+
+log = logging.getLogger(__name__)
 
 Status = Literal["ok", "cancelled", "error"]
 
@@ -70,6 +73,16 @@ class LiveUsage(Protocol):
     @property
     def usage(self) -> Usage: ...
 
+    @property
+    def settling(self) -> asyncio.Future[Usage] | None:
+        """The final usage of a generation closed early, once its engine answered the cancel."""
+        ...
+
+
+#: Runs a coroutine after the stream that started it has gone (``service.flow`` keeps the task,
+#: and shutdown waits for it).
+Defer = Callable[[Coroutine[Any, Any, None]], None]
+
 
 async def metered(
     gate: Gate,
@@ -77,12 +90,15 @@ async def metered(
     thinking: bool,
     events: AsyncIterator[Event],
     live: LiveUsage | None = None,
+    defer: Defer | None = None,
 ) -> AsyncIterator[Event]:
     """Pass ``events`` through and record exactly one ``UsageRecord`` however the stream ends.
 
     A client that disconnects closes this generator: the record then holds the tokens actually
-    generated so far, with status ``cancelled``. Tokens generated since the last event (a think
-    tag, text held back by the splitter) are counted from ``live`` when given.
+    generated, with status ``cancelled``. Tokens generated since the last event (a think tag, text
+    held back by the splitter) are counted from ``live`` when given; with ``defer`` too, the
+    record waits (in a task of its own) for the engine to answer the cancel, so that it also
+    counts the tokens sampled before the cancel reached the engine: what was generated, exactly.
     """
     usage = Usage()
     first: float | None = None
@@ -104,28 +120,71 @@ async def metered(
         status = "error" if status != "ok" else status
         raise
     finally:
-        if status != "ok" and live is not None and live.usage.completion_tokens > usage.completion_tokens:
-            usage = live.usage
-        admission.release()
         now = time.monotonic()
-        principal = admission.principal
-        await gate.record(
-            UsageRecord(
-                id=uuid.uuid4().hex,
-                key_id=principal.key_id,
-                workspace=principal.workspace,
-                model=admission.model,
-                thinking=thinking,
-                status=status,
-                input_tokens=usage.prompt_tokens,
-                cached_tokens=usage.cached_tokens,
-                output_tokens=usage.completion_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                ttft_ms=None if first is None else (first - admission.started) * 1000,
-                duration_ms=(now - admission.started) * 1000,
-                at=time.time(),
-            )
+        ttft = None if first is None else first - admission.started
+        settling = None
+        if status == "cancelled" and live is not None and defer is not None:
+            # Close the inner stream first: that starts the engine's settle. Nothing here may
+            # suspend (the task may be cancelled); the record waits in a task of its own.
+            if isinstance(events, AsyncGenerator):
+                await events.aclose()
+            settling = live.settling
+        if settling is not None and defer is not None:
+            defer(_record_settled(gate, admission, thinking, usage, settling, ttft, now))
+        else:
+            if status != "ok" and live is not None:
+                usage = _larger(usage, live.usage)
+            await _record(gate, admission, thinking, status, usage, ttft, now)
+
+
+def _larger(usage: Usage, live: Usage) -> Usage:
+    return live if live.completion_tokens > usage.completion_tokens else usage
+
+
+async def _record_settled(
+    gate: Gate,
+    admission: Admission,
+    thinking: bool,
+    usage: Usage,
+    settling: asyncio.Future[Usage],
+    ttft: float | None,
+    ended: float,
+) -> None:
+    try:
+        usage = _larger(usage, await settling)
+    except Exception:
+        log.exception("settling a cancelled stream failed; recording the tokens it had sent")
+    await _record(gate, admission, thinking, "cancelled", usage, ttft, ended)
+
+
+async def _record(
+    gate: Gate,
+    admission: Admission,
+    thinking: bool,
+    status: Status,
+    usage: Usage,
+    ttft: float | None,
+    ended: float,
+) -> None:
+    admission.release()
+    principal = admission.principal
+    await gate.record(
+        UsageRecord(
+            id=uuid.uuid4().hex,
+            key_id=principal.key_id,
+            workspace=principal.workspace,
+            model=admission.model,
+            thinking=thinking,
+            status=status,
+            input_tokens=usage.prompt_tokens,
+            cached_tokens=usage.cached_tokens,
+            output_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            ttft_ms=None if ttft is None else ttft * 1000,
+            duration_ms=(ended - admission.started) * 1000,
+            at=time.time(),
         )
+    )
 
 
 class MeteringObserver(Protocol):

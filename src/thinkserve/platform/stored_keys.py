@@ -13,10 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
+from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError
+
+from thinkserve.core.errors import ThinkserveError
 from thinkserve.platform import keys
-from thinkserve.platform.administration import check_scope, keys_with_spend
+from thinkserve.platform.administration import OutOfScope, check_scope, keys_with_spend
 from thinkserve.platform.database import database_url
 from thinkserve.platform.key_cache import KeyCache
 from thinkserve.platform.keys import ApiKey
@@ -26,11 +30,12 @@ from thinkserve.platform.port import Administration, Admission, Principal
 from thinkserve.platform.report import Hourly, hourly
 from thinkserve.platform.settings import PlatformSettings
 from thinkserve.platform.spend import SpendLimits
-from thinkserve.platform.store import Store
+from thinkserve.platform.store import Store, StoreUnavailable
 from thinkserve.platform.throttle import Throttle
 from thinkserve.platform.usage_writer import UsageWriter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StoredKeys:
@@ -128,15 +133,15 @@ class StoredKeys:
 
     async def create_key(self, key: ApiKey, *, scope: str | None = None) -> None:
         check_scope(key, scope)
-        await self.store.add_key(key)
+        await _reached(self.store.add_key(key))
 
     async def revoke(self, key_id: str, *, scope: str | None = None) -> str | None:
-        done = await self.store.revoke(key_id, time.time(), scope=scope)
+        done = await _reached(self.store.revoke(key_id, time.time(), scope=scope))
         self._keys.forget()
         return done
 
     async def list_keys(self, *, scope: str | None = None) -> list[tuple[ApiKey, int]]:
-        return await keys_with_spend(self.store, scope=scope)
+        return await _reached(keys_with_spend(self.store, scope=scope))
 
     async def usage(
         self,
@@ -152,7 +157,8 @@ class StoredKeys:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self.flush()
-        return await hourly(self.store, since, until, model=model, key_id=key_id, by=by, scope=scope)
+        report = hourly(self.store, since, until, model=model, key_id=key_id, by=by, scope=scope)
+        return await _reached(report)
 
     async def flush(self) -> None:
         """Wait until every usage record so far is in SQL."""
@@ -184,3 +190,16 @@ async def _ensure_first_key(store: Store, secret: str) -> None:
     except Exception:
         if await store.key_by_digest(keys.digest(secret)) is None:
             raise
+
+
+async def _reached(work: Awaitable[T]) -> T:
+    """``work``'s result; a database that cannot be reached is a 503 ``StoreUnavailable`` (the
+    driver's own error, whatever it is, is logged), not a 500. Answers about the request itself
+    (a bad argument, an ambiguous key, a duplicate) pass through."""
+    try:
+        return await work
+    except (ThinkserveError, ValueError, LookupError, OutOfScope, IntegrityError):
+        raise
+    except Exception as error:
+        log.warning("the key and usage store is unreachable: %s", error)
+        raise StoreUnavailable() from error

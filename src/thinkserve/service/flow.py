@@ -25,7 +25,9 @@ here too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import Any
 
 from thinkserve.catalogue.spec import ModelSpec
 from thinkserve.core.events import Collected, Event, fold
@@ -79,6 +81,19 @@ class RequestFlow:
         self._gate = gate
         self._lines: dict[str, FairLine] = {}
         """One line per engine, by name (several models may share one)."""
+        self._deferred: set[asyncio.Task[None]] = set()
+        """Usage records of cancelled streams, waiting for their engine's answer to the cancel."""
+
+    def _defer(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
+
+    async def settled(self) -> None:
+        """Wait for every deferred usage record (each waits for its engine at most
+        ``generation.SETTLE_S``): shutdown calls this before it closes the engines and the store."""
+        while self._deferred:
+            await asyncio.gather(*self._deferred, return_exceptions=True)
 
     @property
     def models(self) -> Mapping[str, ModelSpec]:
@@ -107,7 +122,8 @@ class RequestFlow:
         except BaseException:
             admission.release()
             raise
-        events = metered(gate, admission, plan.thinking, self._placed(principal, plan), plan.progress)
+        placed = self._placed(principal, plan)
+        events = metered(gate, admission, plan.thinking, placed, plan.progress, self._defer)
         try:
             first = await anext(events)
         except BaseException:
@@ -119,16 +135,20 @@ class RequestFlow:
         """``plan``'s events, once its key's turn for a place in the engine came."""
         runtime = plan.runtime
         if runtime.places is None:
-            async for event in self._generation.stream(plan):
-                yield event
+            # Closed explicitly, not left to garbage collection: closing it cancels the engine
+            # sequence and starts counting what the engine sampled meanwhile (metering waits).
+            async with contextlib.aclosing(self._generation.stream(plan)) as stream:
+                async for event in stream:
+                    yield event
             return
         line = self._lines.get(plan.spec.engine)
         if line is None:
             line = self._lines[plan.spec.engine] = FairLine(runtime.places, runtime.depth)
         await line.enter(principal.key_id)
         try:
-            async for event in self._generation.stream(plan):
-                yield event
+            async with contextlib.aclosing(self._generation.stream(plan)) as stream:
+                async for event in stream:
+                    yield event
         finally:
             line.leave()
 

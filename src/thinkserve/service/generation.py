@@ -8,16 +8,17 @@ Admission and metering around it are ``service.flow``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 
 from thinkserve.catalogue.spec import ModelSpec
 from thinkserve.core.errors import ModelNotFound
 from thinkserve.core.events import Event, Finished
 from thinkserve.core.types import ChatRequest, FinishReason, Usage
-from thinkserve.engine.protocol import Engine, EngineFinished, EngineRequest, Paused, TokenEvent
+from thinkserve.engine.protocol import Engine, EngineFinished, EngineRequest, Paused, Sequence, TokenEvent
 from thinkserve.service import validation
 from thinkserve.service.pipeline import DecodePipeline, StopStage
 from thinkserve.thinking import budget, decision
@@ -52,12 +53,19 @@ class Runtime:
         self.budget = ThinkingBudget(self.chat)
 
 
+SETTLE_S = 5.0
+"""How long a cancelled generation waits for its engine to answer the cancel (``settle``)."""
+
+
 @dataclass(slots=True)
 class Progress:
     """The usage of a running plan, updated on every sampled token: metering reads it when a
     stream is cut short between two events (tokens like ``<think>`` yield no event)."""
 
     usage: Usage = field(default_factory=Usage)
+    settling: asyncio.Future[Usage] | None = None
+    """Set when the stream was closed before its end: the final usage, once the engine has
+    answered the cancel with the tokens it sampled meanwhile (``engine.protocol.Sequence.settle``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +168,7 @@ class GenerationService:
         )
         return Plan(request, spec, runtime, prompt, thinking, engine_request)
 
-    async def stream(self, plan: Plan) -> AsyncIterator[Event]:
+    async def stream(self, plan: Plan) -> AsyncGenerator[Event, None]:
         """Decode ``plan``; always ends with exactly one ``Finished`` unless the engine fails."""
         pipeline = _pipeline(plan)
         sequence = plan.runtime.engine.submit(plan.engine_request)
@@ -179,13 +187,34 @@ class GenerationService:
                 elif isinstance(event, Paused):
                     sequence.resume(plan.runtime.budget.resume_tokens(event))
                 elif isinstance(event, EngineFinished):
-                    reason = event.reason
+                    # ("cancelled" comes only to settle(), after this loop.)
+                    reason = "length" if event.reason == "length" else "stop"
                     cached = event.cached_tokens
             for out in pipeline.finish(cached):
                 yield out
             yield Finished(reason or "stop", pipeline.usage(cached), plan.thinking)
         finally:
             sequence.cancel()
+            if reason is None:
+                # Closed early (the client went away, or an error): without suspending here (the
+                # task may be cancelled), count what the engine sampled before the cancel landed.
+                plan.progress.settling = asyncio.ensure_future(_settle(sequence, pipeline, plan.progress))
+
+
+async def _settle(sequence: Sequence, pipeline: DecodePipeline, progress: Progress) -> Usage:
+    """The usage of a cancelled sequence, the tokens still on their way from the engine included
+    (fed through the pipeline only to be counted as reasoning or answer)."""
+    cached = 0
+    try:
+        for event in await sequence.settle(SETTLE_S):
+            if isinstance(event, TokenEvent):
+                pipeline.feed(event)
+            elif isinstance(event, EngineFinished):
+                cached = event.cached_tokens
+    except Exception:
+        log.exception("settling a cancelled sequence failed")
+    progress.usage = usage = pipeline.usage(cached)
+    return usage
 
 
 def _pipeline(plan: Plan) -> DecodePipeline:

@@ -53,6 +53,11 @@ class FakeSequence:
             self._cancelled = True
             self._engine.stats.cancelled += 1
 
+    async def settle(self, limit_s: float) -> list[EngineEvent]:
+        # It samples only when iterated: nothing can be on its way.
+        self.cancel()
+        return []
+
     def resume(self, tokens: Seq[int]) -> None:
         self._engine.stats.resumed += 1
         self._resume.put_nowait(list(tokens))

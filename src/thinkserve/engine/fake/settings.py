@@ -9,6 +9,7 @@ An ``[engines.NAME]`` table of this kind reads::
     own_process = false          # default false; true runs it like llama.cpp, supervised
     delay = 0.01                 # seconds between tokens (default 0: as fast as the loop goes)
     answer = "Hello!"            # the scripted answer (one token per character)
+    hang_timeout = 60            # own_process only: the watchdog's limit (engine.supervised)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class FakeSettings:
         "own_process": bool,
         "delay": float,
         "answer": str,
+        "hang_timeout": float,
     }
 
     name: str
@@ -37,3 +39,6 @@ class FakeSettings:
     own_process: bool = False
     delay: float = 0.0
     answer: str = "Hello! I am a helpful assistant."
+    hang_timeout: float = 60.0
+    """Seconds an engine process may go without a heartbeat, or without progress while it has
+    work, before the watchdog kills it (it is then restarted like a crashed one)."""

@@ -11,6 +11,7 @@ An ``[engines.NAME]`` table of this kind (the default kind) reads::
     max_queue = 64
     own_process = true           # a supervised process of its own (engine.supervised)
     amx = "auto"                 # AMX kernels only where a probe proved them; "on", "off"
+    hang_timeout = 60            # seconds without a heartbeat or progress before a kill-restart
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class LlamaCppSettings:
         "max_queue": int,
         "own_process": bool,
         "amx": ("auto", "on", "off"),
+        "hang_timeout": float,
     }
 
     name: str
@@ -50,6 +52,9 @@ class LlamaCppSettings:
     gateway down."""
     amx: AmxPolicy = "auto"
     """llama.cpp's AMX kernels: ``auto`` (only where a probe proved them), ``on`` or ``off``."""
+    hang_timeout: float = 60.0
+    """Seconds an engine process may go without a heartbeat, or without progress while it has
+    work, before the watchdog kills it (it is then restarted like a crashed one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,7 +191,13 @@ class Worker:
             if found is not None and found.checkpoint.paused:
                 self._resume(found, cmd.tokens)
         else:
+            # The answer to every cancel, even of a sequence already gone (its end was sent and
+            # this one is dropped, or the scheduler skipped it as cancelled before it ran):
+            # ``settle`` waits for it to know that no token is still on its way.
             found = sched.by_channel.get(cmd.channel)
+            sampled, cached = (0, 0) if found is None else (found.sampled, max(found.cached_tokens, 0))
+            prompt = len(cmd.channel.request.prompt)
+            self._outbox.append((cmd.channel, EngineFinished("cancelled", prompt, cached, sampled)))
             if found is not None:
                 sched.drop(found)
 

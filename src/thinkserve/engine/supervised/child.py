@@ -29,6 +29,9 @@ log = logging.getLogger("thinkserve.engine.process")
 
 GENERIC_FAILURE = "The inference engine failed while generating this response."
 STATS_INTERVAL_S = 0.25
+HEARTBEAT_S = 1.0
+SETTLE_S = 5.0
+"""How long a cancelled sequence that is not diverted may take to answer its cancel."""
 
 
 @runtime_checkable
@@ -55,10 +58,21 @@ class Host:
         self._running: dict[int, _Running] = {}
         self._outbox: list[tuple[Any, ...]] = []
         self._flush_pending = False
+        self._settling: set[asyncio.Task[None]] = set()
+        self._sent = 0
+        """Items sent so far: with the engine's decode steps, the progress a heartbeat reports."""
         self._stats_sent = 0.0
         self._finished = False
 
+    def beat(self) -> None:
+        """Tell the gateway this process is alive and how far its engine got (``wire``: "beat")."""
+        stats = self._engine.snapshot()
+        progress = self._sent + int(getattr(stats, "decode_calls", 0))
+        if not self._writer.is_closing():
+            self._writer.write(frame(("beat", progress)))
+
     def send(self, key: int, item: object) -> None:
+        self._sent += 1
         if type(item) is TokenEvent:
             # A plain tuple: pickling a slots dataclass costs about 8x more, per token.
             self._outbox.append((key, item.token, item.text, item.injected))
@@ -123,12 +137,30 @@ class Host:
             running.resumed.set()
 
     def cancel(self, key: int) -> None:
+        """Cancel ``key``'s sequence. A diverted one keeps sending what the engine sampled until
+        its answer (``EngineFinished("cancelled")``); any other is settled here and its answer
+        sent, so that the gateway always hears the end of a cancelled sequence."""
         running = self._running.pop(key, None)
         if running is None:
             return
         running.sequence.cancel()
         if running.task is not None:
             running.task.cancel()
+            self._settling.add(asyncio.create_task(self._settle(key, running.sequence)))
+
+    async def _settle(self, key: int, sequence: Sequence) -> None:
+        try:
+            left = await sequence.settle(SETTLE_S)
+        except Exception:
+            log.exception("settling sequence %s failed", key)
+            left = []
+        for item in left:
+            self.send(key, item)
+        if not left or not isinstance(left[-1], EngineFinished):
+            self.send(key, EngineFinished("cancelled", 0, 0, 0))
+        task = asyncio.current_task()
+        if task is not None:
+            self._settling.discard(task)
 
     async def _forward(self, key: int, running: _Running) -> None:
         try:
@@ -167,6 +199,7 @@ async def serve(sock: socket.socket) -> None:
         await writer.drain()
         raise SystemExit(1) from None
     host = Host(engine, writer)
+    heart = asyncio.create_task(_heartbeat(host))
     try:
         describe = getattr(engine, "describe", None)
         backend = describe() if callable(describe) else start.kind
@@ -187,10 +220,19 @@ async def serve(sock: socket.socket) -> None:
             elif verb == "stop":
                 return
     finally:
+        heart.cancel()
         host.close()
         await engine.aclose()
         with contextlib.suppress(ConnectionError):
             writer.close()
+
+
+async def _heartbeat(host: Host) -> None:
+    # From the event loop: a loop that is stuck (or a process that is stopped) sends none, and the
+    # gateway's watchdog notices (``supervisor``).
+    while True:
+        host.beat()
+        await asyncio.sleep(HEARTBEAT_S)
 
 
 def _n_vocab(engine: Engine) -> int:

@@ -13,6 +13,11 @@ When the child dies:
 - ``health()`` says ``down`` with the reason, and ``submit`` refuses with ``EngineUnavailable``;
 - the child is started again after a backoff (1 s, doubling to 30 s; reset once it has stayed up
   for a minute). Other engines, admin and metrics never notice.
+
+A process that hangs instead of dying is treated the same way: the engine process sends a
+heartbeat every second with its progress (items sent, decode steps done), and a watchdog kills it
+(SIGKILL) when it has sent nothing for ``hang_timeout`` seconds, or made no progress for that long
+while sequences are running. The health reason then says which.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class RemoteSequence(QueuedSequence):
         self._engine.send(("resume", self._key, tuple(tokens)))
 
     def _send_cancel(self) -> None:
-        self._engine.forget(self._key)
+        # Still routed until the engine's answer (``_ended``): the tokens sampled meanwhile are
+        # the ones ``settle`` hands to metering.
         self._engine.send(("cancel", self._key))
 
     def _ended(self) -> None:
@@ -79,6 +85,7 @@ class SupervisedEngine:
         close_tokenizer: Callable[[], None] | None = None,
         backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0),
         stable_after_s: float = 60.0,
+        hang_timeout: float = 60.0,
     ) -> None:
         self._name = name
         self._start = start
@@ -97,6 +104,15 @@ class SupervisedEngine:
         self._up_since = 0.0
         self._closing = False
         self._watcher: asyncio.Task[None] | None = None
+        self._hang_timeout = hang_timeout
+        self._watchdog: asyncio.Task[None] | None = None
+        self._heard = 0.0
+        """When the engine process last sent anything."""
+        self._progress = -1
+        self._progressed = 0.0
+        """When its progress last moved (or work arrived while it was idle)."""
+        self._hung: str | None = None
+        """Why the watchdog killed the process, for the health reason."""
         self.stats: EngineStats | None = None
         """The engine's last stats snapshot, as the engine process sent it."""
 
@@ -139,14 +155,23 @@ class SupervisedEngine:
         self._up_since = time.monotonic()
         self._health = Health("up", ready.backend, self._restarts, proc.pid)
         log.info("engine %s up in process %d (%s)", self._name, proc.pid, ready.backend)
+        self._heard = self._progressed = time.monotonic()
+        self._progress = -1
         self._watcher = asyncio.create_task(self._watch(proc, reader))
+        self._watchdog = asyncio.create_task(self._guard(proc))
 
     async def _watch(self, proc: asyncio.subprocess.Process, reader: asyncio.StreamReader) -> None:
         """Dispatch the process's events until it ends; then fail what was running, restart."""
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 message = await read_frame(reader)
+                self._heard = time.monotonic()
+                if message[0] == "beat":
+                    if message[1] != self._progress:
+                        self._progress, self._progressed = message[1], self._heard
+                    continue
                 if message[0] == "events":
+                    self._progressed = self._heard
                     if message[2] is not None:
                         self.stats = message[2]
                     live = self._live
@@ -159,12 +184,36 @@ class SupervisedEngine:
                         else:
                             sequence.push(item[1])
         code = await proc.wait()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._closing:
             return
         reason = f"the engine process {_describe_exit(code)}"
+        if self._hung is not None:
+            reason, self._hung = self._hung, None
         log.error("engine %s: %s; %d sequences in flight fail", self._name, reason, len(self._live))
         self._down(reason)
         await self._restart_loop(reason)
+
+    async def _guard(self, proc: asyncio.subprocess.Process) -> None:
+        """The watchdog: kill a process that stopped answering or stopped making progress."""
+        limit = self._hang_timeout
+        while proc.returncode is None:
+            await asyncio.sleep(min(1.0, limit / 4))
+            now = time.monotonic()
+            if now - self._heard > limit:
+                self._hung = f"the engine process stopped answering (nothing for {limit:g} s); killed"
+            elif self._live and now - self._progressed > limit:
+                self._hung = (
+                    f"the engine made no progress for {limit:g} s with {len(self._live)} "
+                    "sequences in flight; killed"
+                )
+            else:
+                continue
+            log.error("engine %s: %s", self._name, self._hung)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            return
 
     def _down(self, reason: str) -> None:
         self._health = Health("down", reason, self._restarts)
@@ -207,6 +256,8 @@ class SupervisedEngine:
                 proc.kill()
                 await proc.wait()
             writer.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -250,6 +301,9 @@ class SupervisedEngine:
         self.check_tokens(request.prompt)
         if request.max_tokens < 1:
             raise InvalidParameter(f"Range of max_tokens should be [1, {limit}]", param="max_tokens")
+        if not self._live:
+            # Idle until now: the watchdog counts from here, not from the last piece of work.
+            self._progressed = time.monotonic()
         self._keys += 1
         sequence = RemoteSequence(self, self._keys)
         self._live[self._keys] = sequence

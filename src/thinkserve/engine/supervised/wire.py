@@ -17,6 +17,7 @@ Engine process to gateway::
 
     Ready(context_length, n_vocab, backend)      once the model is loaded
     Failed(reason)                               instead, when it cannot be loaded
+    ("beat", progress)                           every second: alive, and how far it got
     ("events", [item, ...], stats or None)       everything one turn of its loop produced:
         (key, token, text, injected)             a TokenEvent, as a plain tuple
         (key, event_or_error)                    anything else (Paused, EngineFinished, errors)

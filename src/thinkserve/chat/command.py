@@ -1,0 +1,145 @@
+"""``thinkserve chat``: its flags and how it finds a server (imports chat, config).
+
+::
+
+    thinkserve chat [--model M] [--think/--no-think] [--budget N] [--base-url URL] [--dashscope]
+                    [--api-key K] [--config FILE]
+
+- The server: ``--base-url`` (what the OpenAI SDK takes, ``http://host:8000/compatible-mode/v1``;
+  with ``--dashscope``, what the DashScope SDK takes, ``http://host:8000/api/v1``); else a local
+  thinkserve on the config's port (8000); else, when none answers there, one started in this
+  process (``chat.embedded``). ``--model PATH.gguf`` always starts one, serving that file.
+- The key: ``--api-key``, else ``DASHSCOPE_API_KEY`` as the SDKs read it, else for the local server
+  the key ``serve`` made (``~/.cache/thinkserve/api-key``).
+- Stdin not a terminal: its text is one question; the answer goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from thinkserve.chat import embedded
+from thinkserve.chat.conversation import Conversation
+from thinkserve.chat.cost import prices_from
+from thinkserve.chat.dashscope_wire import DashScopeWire
+from thinkserve.chat.openai_wire import OpenAIWire
+from thinkserve.chat.terminal import Screen, interactive, turn
+from thinkserve.config import load_settings
+from thinkserve.core.errors import ConfigError
+from thinkserve.platform.billing import PriceError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "qwen-plus"
+TIMEOUT = httpx.Timeout(10.0, read=600.0)
+"""A long prompt on a CPU may take minutes before its first token."""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("chat", help="talk to a model in the terminal (or answer a question piped in)")
+    p.add_argument(
+        "--model", default=None, help=f"model name (default {DEFAULT_MODEL}), or a GGUF file to serve"
+    )
+    p.add_argument("--think", action=argparse.BooleanOptionalAction, default=None, help="enable_thinking")
+    p.add_argument("--budget", type=_positive, default=None, help="thinking_budget in tokens")
+    p.add_argument("--base-url", default=None, help="e.g. http://127.0.0.1:8000/compatible-mode/v1")
+    p.add_argument("--dashscope", action="store_true", help="use the native DashScope API")
+    p.add_argument("--api-key", default=None, help="default: $DASHSCOPE_API_KEY")
+    p.add_argument("--config", type=Path, default=None, help="thinkserve config: prices, embedded server")
+    p.set_defaults(func=chat)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def _model_file(model: str | None) -> str | None:
+    """``--model`` when it names a GGUF file (to serve), not a model name."""
+    if model is None:
+        return None
+    if model.endswith(".gguf") or os.sep in model:
+        return model
+    return None
+
+
+def _local_root(config: Path | None) -> tuple[str, Path]:
+    """Where ``serve`` with this config listens, and its data folder."""
+    settings = load_settings(config)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}", settings.data_dir
+
+
+def _answers(client: httpx.Client, root: str) -> bool:
+    try:
+        client.get(root + "/health", timeout=2.0)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def chat(args: argparse.Namespace) -> int:
+    if args.log_level == "info":
+        # The embedded server's routine logs would interleave with the conversation.
+        logging.getLogger().setLevel(logging.WARNING)
+    out, err = Console(), Console(stderr=True)
+    pipe = not sys.stdin.isatty()
+    try:
+        prices = prices_from(args.config)
+        local, data_dir = _local_root(args.config)
+    except (OSError, ValueError, ConfigError, PriceError) as exc:
+        err.print(f"invalid configuration: {exc}", style="bold red", markup=False)
+        return 2
+    model_file = _model_file(args.model)
+    if model_file is not None and not Path(model_file).is_file():
+        err.print(f"no model file {model_file}", style="bold red", markup=False)
+        return 2
+    key = args.api_key or os.environ.get("DASHSCOPE_API_KEY")
+    server: embedded.Embedded | None = None
+    with httpx.Client(timeout=TIMEOUT) as client:
+        if args.base_url:
+            base = args.base_url
+        elif model_file is None and _answers(client, local):
+            base = local
+            key_file = data_dir / "api-key"
+            if key is None and key_file.is_file():
+                key = key_file.read_text().strip()
+        else:
+            try:
+                server = embedded.start(args.config, model_file)
+            except (embedded.EmbeddedError, ConfigError, OSError) as exc:
+                err.print(f"cannot start the embedded server: {exc}", style="bold red", markup=False)
+                return 1
+            base, key = server.root, server.api_key
+        if not args.base_url:
+            base += "/api/v1" if args.dashscope else "/compatible-mode/v1"
+        wire = (DashScopeWire if args.dashscope else OpenAIWire)(client, base, key)
+        conversation = Conversation(
+            model=DEFAULT_MODEL if args.model is None or model_file else args.model,
+            enable_thinking=args.think,
+            thinking_budget=args.budget,
+            prices=prices,
+        )
+        screen = Screen(out, err, pipe=pipe)
+        try:
+            if pipe:
+                question = sys.stdin.read().strip()
+                if not question:
+                    err.print("no question on stdin", style="bold red")
+                    return 2
+                return 0 if turn(conversation, screen, wire.stream, question) else 1
+            import readline  # noqa: F401  (line editing and history for input())
+
+            where = "an embedded server" if server else base
+            return interactive(conversation, screen, wire.stream, where, out.input)
+        finally:
+            if server is not None:
+                server.close()

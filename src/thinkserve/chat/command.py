@@ -30,7 +30,7 @@ from thinkserve.chat.conversation import Conversation
 from thinkserve.chat.cost import prices_from
 from thinkserve.chat.dashscope_wire import DashScopeWire
 from thinkserve.chat.openai_wire import OpenAIWire
-from thinkserve.chat.terminal import Screen, interactive, turn
+from thinkserve.chat.terminal import Screen, Send, interactive, turn
 from thinkserve.config import load_settings
 from thinkserve.core.errors import ConfigError
 from thinkserve.platform.billing import PriceError
@@ -91,55 +91,74 @@ def chat(args: argparse.Namespace) -> int:
         # The embedded server's routine logs would interleave with the conversation.
         logging.getLogger().setLevel(logging.WARNING)
     out, err = Console(), Console(stderr=True)
-    pipe = not sys.stdin.isatty()
+    try:
+        return _chat(args, out, err)
+    except KeyboardInterrupt:
+        err.print("interrupted", style="yellow")
+        return 130
+    except _Refused as exc:
+        err.print(str(exc), style="bold red", markup=False, highlight=False)
+        return exc.code
+
+
+class _Refused(Exception):
+    """The chat cannot start: a message and the exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _chat(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         prices = prices_from(args.config)
         local, data_dir = _local_root(args.config)
     except (OSError, ValueError, ConfigError, PriceError) as exc:
-        err.print(f"invalid configuration: {exc}", style="bold red", markup=False)
-        return 2
+        raise _Refused(f"invalid configuration: {exc}", 2) from exc
     model_file = _model_file(args.model)
+    if model_file is not None and args.base_url:
+        raise _Refused("--model names a file to serve here: it cannot go with --base-url", 2)
     if model_file is not None and not Path(model_file).is_file():
-        err.print(f"no model file {model_file}", style="bold red", markup=False)
-        return 2
+        raise _Refused(f"no model file {model_file}", 2)
     key = args.api_key or os.environ.get("DASHSCOPE_API_KEY")
     server: embedded.Embedded | None = None
     with httpx.Client(timeout=TIMEOUT) as client:
         if args.base_url:
             base = args.base_url
         elif model_file is None and _answers(client, local):
-            base = local
             key_file = data_dir / "api-key"
             if key is None and key_file.is_file():
                 key = key_file.read_text().strip()
+            base = local + ("/api/v1" if args.dashscope else "/compatible-mode/v1")
         else:
             try:
                 server = embedded.start(args.config, model_file)
             except (embedded.EmbeddedError, ConfigError, OSError) as exc:
-                err.print(f"cannot start the embedded server: {exc}", style="bold red", markup=False)
-                return 1
-            base, key = server.root, server.api_key
-        if not args.base_url:
-            base += "/api/v1" if args.dashscope else "/compatible-mode/v1"
-        wire = (DashScopeWire if args.dashscope else OpenAIWire)(client, base, key)
-        conversation = Conversation(
-            model=DEFAULT_MODEL if args.model is None or model_file else args.model,
-            enable_thinking=args.think,
-            thinking_budget=args.budget,
-            prices=prices,
-        )
-        screen = Screen(out, err, pipe=pipe)
+                raise _Refused(f"cannot start the embedded server: {exc}", 1) from exc
+            key = server.api_key
+            base = server.root + ("/api/v1" if args.dashscope else "/compatible-mode/v1")
         try:
-            if pipe:
-                question = sys.stdin.read().strip()
-                if not question:
-                    err.print("no question on stdin", style="bold red")
-                    return 2
-                return 0 if turn(conversation, screen, wire.stream, question) else 1
+            wire = (DashScopeWire if args.dashscope else OpenAIWire)(client, base, key)
+            conversation = Conversation(
+                model=DEFAULT_MODEL if args.model is None or model_file else args.model,
+                enable_thinking=args.think,
+                thinking_budget=args.budget,
+                prices=prices,
+            )
+            if not sys.stdin.isatty():
+                return _answer_pipe(conversation, Screen(out, err, pipe=True), wire.stream)
             import readline  # noqa: F401  (line editing and history for input())
 
             where = "an embedded server" if server else base
-            return interactive(conversation, screen, wire.stream, where, out.input)
+            return interactive(conversation, Screen(out, err, pipe=False), wire.stream, where, out.input)
         finally:
             if server is not None:
                 server.close()
+
+
+def _answer_pipe(conversation: Conversation, screen: Screen, send: Send) -> int:
+    """Stdin's text as one question: 0 when answered, 1 when refused, 2 when there was none."""
+    question = sys.stdin.read().strip()
+    if not question:
+        raise _Refused("no question on stdin", 2)
+    return 0 if turn(conversation, screen, send, question) else 1

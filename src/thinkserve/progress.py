@@ -7,8 +7,11 @@ only when stderr is a terminal: logs and tests see nothing. The server still log
 from __future__ import annotations
 
 import contextlib
+import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -45,17 +48,42 @@ def waiting(description: str) -> Iterator[None]:
     """A pulsing bar with the time so far, for a wait of unknown length (loading a model); it is
     filled when the block ends without an error: ``⠋ loading model.gguf (1.1 GB) ━━━━━━ 0:00:03``."""
     console = Console(stderr=True)
-    with Progress(
-        SpinnerColumn(finished_text="✓"),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    ) as progress:
+    stderr = sys.stderr
+    with (
+        Progress(
+            SpinnerColumn(finished_text="✓"),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        ) as progress,
+        _logs_above(stderr, live=not progress.disable),
+    ):
         task = progress.add_task(description, total=None)
         yield
         progress.update(task, total=1, completed=1)
+
+
+@contextlib.contextmanager
+def _logs_above(stderr: TextIO, *, live: bool) -> Iterator[None]:
+    """While a bar is live, log lines for stderr go through rich's stand-in for it (``sys.stderr``
+    meanwhile), which prints them above the bar instead of through it."""
+    if not live or sys.stderr is stderr:
+        yield
+        return
+    loggers = [logging.getLogger(), *logging.root.manager.loggerDict.values()]
+    swapped: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stderr:
+                swapped.append((handler, handler.stream))
+                handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)
 
 
 def size(n: int) -> str:

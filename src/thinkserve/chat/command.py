@@ -88,8 +88,9 @@ def _answers(client: httpx.Client, root: str) -> bool:
 
 def chat(args: argparse.Namespace) -> int:
     if args.log_level == "info":
-        # The embedded server's routine logs would interleave with the conversation.
-        logging.getLogger().setLevel(logging.WARNING)
+        # The embedded server's logs (and its engine process's, which takes this level) would
+        # interleave with the conversation: only errors, unless --log-level asks for more.
+        logging.getLogger().setLevel(logging.ERROR)
     out, err = Console(), Console(stderr=True)
     try:
         return _chat(args, out, err)

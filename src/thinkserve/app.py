@@ -28,6 +28,7 @@ from thinkserve.monitor.metrics import Metrics
 from thinkserve.platform.metering import ObservedGate
 from thinkserve.platform.port import Gate
 from thinkserve.platform.stored_keys import StoredKeys
+from thinkserve.progress import file_label, waiting
 from thinkserve.service.flow import RequestFlow
 from thinkserve.service.generation import DEPTH, GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat
@@ -99,7 +100,8 @@ def create_app(
                     path = model_file(spec, settings.data_dir)
                     files[name] = path.name
                     log.info("loading engine %s from %s", name, path)
-                    engine = await build_engine(spec, path, settings.data_dir)
+                    with waiting(f"loading engine {name}: {file_label(path)}"):
+                        engine = await build_engine(spec, path, settings.data_dir)
                     owned.append(engine)
                     # Not every kind has slots (the fake decodes all at once): no fair line there.
                     places = getattr(spec, "n_seq", None)

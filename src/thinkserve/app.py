@@ -28,6 +28,7 @@ from thinkserve.monitor.metrics import Metrics
 from thinkserve.platform.metering import ObservedGate
 from thinkserve.platform.port import Gate
 from thinkserve.platform.stored_keys import StoredKeys
+from thinkserve.search.web_search import WebSearch
 from thinkserve.service.flow import RequestFlow
 from thinkserve.service.generation import DEPTH, GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat
@@ -93,6 +94,7 @@ def create_app(
         files: dict[str, str] = {}
         owned = []
         platform: StoredKeys | None = None
+        search: WebSearch | None = None
         try:
             if runtimes is None:
                 for name, spec in settings.engines.items():
@@ -111,9 +113,10 @@ def create_app(
             if active is None:
                 active = platform = await StoredKeys.start(settings.platform, observer=metrics)
             observed = ObservedGate(active, metrics)
+            search = await WebSearch.start(settings.search)
             app.state.thinkserve = AppState(
                 settings=settings,
-                flow=RequestFlow(service, observed),
+                flow=RequestFlow(service, observed, search),
                 gate=observed,
                 created=int(time.time()),
                 model_files=files,
@@ -122,6 +125,8 @@ def create_app(
         finally:
             for engine in owned:
                 await engine.aclose()
+            if search is not None:
+                await search.aclose()
             if platform is not None:
                 await platform.aclose()
 

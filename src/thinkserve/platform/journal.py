@@ -47,6 +47,7 @@ def encode(record: UsageRecord) -> bytes:
                 "ttft": record.ttft_ms,
                 "dur": record.duration_ms,
                 "at": record.at,
+                "search": record.search_calls,
             }
         )
         + b"\n"
@@ -69,6 +70,8 @@ def decode(line: bytes) -> UsageRecord:
         ttft_ms=d["ttft"],
         duration_ms=d["dur"],
         at=d["at"],
+        # Journals written before search was metered have no "search".
+        search_calls=d.get("search", 0),
     )
 
 

@@ -8,7 +8,8 @@ gate keeps it (``StoredKeys`` journals it and moves it into SQL, which adds ``co
 
     UsageRecord(id="9f3c…", key_id="key_1a2b3c4d5e6f", workspace=None, model="qwen-plus",
                 thinking=True, status="ok", input_tokens=12, cached_tokens=0, output_tokens=40,
-                reasoning_tokens=31, ttft_ms=12.3, duration_ms=210.5, at=1732560000.123, cost_nano=0)
+                reasoning_tokens=31, ttft_ms=12.3, duration_ms=210.5, at=1732560000.123, cost_nano=0,
+                search_calls=1)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from thinkserve.core.errors import Arrearage, RateLimited
-from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
+from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Searched
 from thinkserve.core.types import Usage
 from thinkserve.platform.port import Administration, Admission, Gate, Principal
 
@@ -53,6 +54,8 @@ class UsageRecord:
     cost_nano: int = 0
     """Billed cost (after free quota) in nano-units, as read back from the store; a fresh record
     has 0: the store bills it when it writes it."""
+    search_calls: int = 0
+    """Web searches whose results went into the request (``enable_search``), billed per call."""
 
     @property
     def hour(self) -> int:
@@ -87,6 +90,7 @@ async def metered(
     usage = Usage()
     first: float | None = None
     status: Status = "cancelled"
+    searches = 0
     try:
         async for event in events:
             if isinstance(event, ReasoningDelta | AnswerDelta):
@@ -96,6 +100,8 @@ async def metered(
             elif isinstance(event, Finished):
                 usage = event.usage
                 status = "ok"
+            elif isinstance(event, Searched):
+                searches += 1
             yield event
     except (GeneratorExit, asyncio.CancelledError):
         # The client went away (the generator is closed or its task cancelled): "cancelled".
@@ -124,6 +130,7 @@ async def metered(
                 ttft_ms=None if first is None else (first - admission.started) * 1000,
                 duration_ms=(now - admission.started) * 1000,
                 at=time.time(),
+                search_calls=searches,
             )
         )
 

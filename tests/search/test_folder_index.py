@@ -14,7 +14,8 @@ from thinkserve.search.folder_watch import FolderWatch
 def _folder(tmp_path: Path) -> Path:
     docs = tmp_path / "docs"
     (docs / "guide").mkdir(parents=True)
-    (docs / "guide" / "keys.md").write_text("# Rotating keys\n\nThe flamingo procedure rotates keys weekly.\n")
+    keys = "# Rotating keys\n\nThe flamingo procedure rotates keys weekly.\n"
+    (docs / "guide" / "keys.md").write_text(keys)
     (docs / "faq.html").write_text("<h2>Billing</h2><p>Searches are billed per call. 杭州天气晴朗。</p>")
     (docs / "notes.txt").write_text("A note that mentions flamingo once, among zebras and zebras.\n")
     (docs / "skip.pdf").write_bytes(b"%PDF flamingo")

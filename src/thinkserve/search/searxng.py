@@ -8,7 +8,8 @@ are read as SearXNG documents them::
      "content": "the snippet", "engine": "duckduckgo", "engines": ["duckduckgo"], "score": 1.0,
      "thumbnail": null, ...}], "answers": [], "unresponsive_engines": []}
 
-A ``max`` search also asks for the second page. Every failure (connection, timeout, a status
+Further pages are asked for while the hits are fewer than wanted (``max`` wants 10) and the last
+page was full, up to ``MAX_PAGES``. Every failure (connection, timeout, a status
 other than 200, a body that is not that shape) is ``SearchUnavailable``.
 """
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 10
 """Results SearXNG returns per page (its default)."""
+MAX_PAGES = 3
+"""Pages one search may ask for, when earlier pages held results without a usable URL."""
 
 
 class SearxngProvider:
@@ -55,7 +58,7 @@ class SearxngProvider:
                 if hit is not None and hit.url not in seen:
                     seen.add(hit.url)
                     hits.append(hit)
-            if len(found) < PAGE_SIZE or page * PAGE_SIZE >= limit:
+            if len(found) < PAGE_SIZE or page >= MAX_PAGES:
                 break
             page += 1
         return hits[:limit]

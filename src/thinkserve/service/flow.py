@@ -8,6 +8,9 @@ The HTTP layer authenticates and parses, then::
     collected = await running.collect()           # non-streaming; or iterate running.events
     await running.close()                         # always: records usage, cancels the engine
 
+With ``enable_search``, the search runs once admitted, before rendering (``search.web_search``):
+its results join the conversation and its ``Searched`` event leads the stream.
+
 Admission comes before rendering and tokenizing, so that a key out of money or over its rate
 limits costs the server no tokenizing; it is admitted on a cheap estimate of its prompt tokens and
 charged the exact count once tokenized. A large prompt is rendered and tokenized in a worker thread,

@@ -117,3 +117,26 @@ def test_both_spellings_of_a_citation_format(search_server: SearchServer, spelli
     assert r.status_code == 200
     content = r.json()["choices"][0]["message"]["content"]
     assert content.startswith("The flamingo procedure rotates keys [1], weekly [1]")
+
+
+def test_dashscope_text_format_and_cumulative_stream_carry_search(search_server: SearchServer) -> None:
+    url = search_server.live.dashscope_base + "services/aigc/text-generation/generation"
+    body = {
+        "model": "qwen-plus",
+        "input": {"messages": [{"role": "user", "content": "flamingo keys"}]},
+        "parameters": {
+            "enable_search": True,
+            "search_options": {"forced_search": True, "enable_source": True},
+        },
+    }
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    whole = httpx.post(url, json=body, headers=headers).json()
+    assert whole["output"]["text"] == search_server.engine.answer
+    assert whole["output"]["search_info"]["search_results"][0]["title"] == "Rotating keys"
+    assert whole["usage"]["plugins"] == {"search": {"count": 1, "strategy": "turbo"}}
+    body["parameters"]["incremental_output"] = False  # type: ignore[index]
+    streamed = httpx.post(url, json=body, headers={**headers, "X-DashScope-SSE": "enable"}).text
+    blocks = [line for line in streamed.splitlines() if line.startswith("data:")]
+    assert all('"search_info":{"search_results":[{"index":1,' in b for b in blocks)
+    assert all('"plugins":{"search":{"count":1,"strategy":"turbo"}}' in b for b in blocks)
+    assert f'"text":"{search_server.engine.answer}","finish_reason":"stop"' in blocks[-1]

@@ -85,12 +85,8 @@ class WebSearch:
         await self.tool.aclose()
 
 
-async def announced(searched: Searched | None, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+async def announced(searched: Searched, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
     """``events`` with ``searched`` just before the first of them (and citations rewritten)."""
-    if searched is None:
-        async for event in events:
-            yield event
-        return
     stream = events
     if searched.options.citations:
         stream = rewritten(events, CitationRewriter(searched.options.citation_format, len(searched.results)))

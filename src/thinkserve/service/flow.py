@@ -118,7 +118,9 @@ class RequestFlow:
         except BaseException:
             admission.release()
             raise
-        placed = announced(searched, self._placed(principal, plan))
+        placed = self._placed(principal, plan)
+        if searched is not None:
+            placed = announced(searched, placed)
         events = metered(gate, admission, plan.thinking, placed, plan.progress)
         try:
             first = await anext(events)

@@ -14,7 +14,7 @@ from pathlib import Path
 from thinkserve import cli_platform
 from thinkserve.config import Settings, load_settings
 from thinkserve.core.errors import ConfigError
-from thinkserve.search.settings import SearchSettings
+from thinkserve.search.settings import SearchSettings, check_folder
 
 log = logging.getLogger("thinkserve")
 
@@ -57,6 +57,11 @@ def serve(args: argparse.Namespace) -> int:
     if args.search_docs is not None:
         # The flag names the provider: a folder, instead of any configured one.
         settings = replace(settings, search=SearchSettings(docs=args.search_docs))
+    try:
+        check_folder(settings.search)
+    except ConfigError as exc:
+        log.error("invalid configuration: %s", exc)
+        return 2
     settings = _ensure_key(cli_platform.with_flags(settings, args))
     app = create_app(settings)
     sys.stderr.write(

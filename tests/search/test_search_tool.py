@@ -66,3 +66,11 @@ def test_query_is_the_last_user_turn() -> None:
     assert query_of((*messages, Message("user", "  second   question "))) == "second question"
     assert query_of(messages) == "first"
     assert query_of((Message("system", "only system"),)) == "only system"
+
+
+def test_a_model_call_gets_results_and_text(tmp_path: Path) -> None:
+    tool = _tool(tmp_path)
+    results, text = asyncio.run(tool.call('{"query": "rotating keys", "strategy": "max"}'))
+    assert results[0].title == "Rotating keys" and text.startswith("[1] Rotating keys")
+    for bad in ("{oops", "[]", '{"query": ""}', '{"q": "x"}'):
+        assert asyncio.run(tool.call(bad)) == ((), 'Error: call search with {"query": "what to search for"}.')

@@ -15,6 +15,8 @@ The pieces, from the bottom up:
 **The seam for tool calling.** Today the search runs before generation (``WebSearch.before``). A
 model that may call the search itself while thinking gets ``SearchTool.schema`` among its tools;
 when it emits a call named ``search``, the tool-calling loop runs
-``await tool.search(arguments["query"], options.strategy)``, appends ``tool.result_text(results)``
-as the ``tool`` message, emits ``Searched`` (metering counts one call per event) and resumes.
+``results, text = await tool.call(arguments, options.strategy)`` (the model's JSON text, checked
+there), appends ``text`` as the ``tool`` message, emits ``Searched`` with ``results`` (metering
+counts one call per event, the dialects write ``search_info`` and ``usage.plugins`` from it) and
+resumes.
 """

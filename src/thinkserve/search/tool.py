@@ -15,11 +15,12 @@ results are numbered from 1, which is what citations (``[1]``, ``[ref_1]``) name
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from thinkserve.core.events import SearchResult
-from thinkserve.search.provider import SearchProvider
+from thinkserve.search.provider import SearchProvider, SearchUnavailable
 
 NAME = "search"
 """The built-in tool's name (Model Studio refuses user tools of that name for the same reason)."""
@@ -47,6 +48,30 @@ class SearchTool:
             SearchResult(i, h.title, h.url, h.site_name, h.icon, _clip(h.snippet))
             for i, h in enumerate(hits[:limit], start=1)
         )
+
+    async def call(self, arguments: str, strategy: str = "turbo") -> tuple[tuple[SearchResult, ...], str]:
+        """One call as a model writes it (``arguments``: its JSON text, maybe invalid) -> the
+        results and the text that goes back to the model as the tool's result::
+
+            await tool.call('{"query": "rotate keys"}')  # -> ((SearchResult(1, ...), ...), "[1] Keys\n...")
+            await tool.call("{oops")                     # -> ((), "Error: ...")
+
+        The model may ask for a strategy; the request's ``search_strategy`` is the default."""
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            parsed = None
+        query = parsed.get("query") if isinstance(parsed, dict) else None
+        if not isinstance(query, str) or not query.strip():
+            return (), 'Error: call search with {"query": "what to search for"}.'
+        asked = parsed.get("strategy") if isinstance(parsed, dict) else None
+        if isinstance(asked, str) and asked in STRATEGY_RESULTS:
+            strategy = asked
+        try:
+            results = await self.search(query, strategy)
+        except SearchUnavailable:
+            return (), "Error: the search is unavailable right now; answer without it."
+        return results, self.result_text(results)
 
     @property
     def schema(self) -> dict[str, Any]:

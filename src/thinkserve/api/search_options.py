@@ -101,6 +101,6 @@ def search_info(results: tuple[SearchResult, ...]) -> dict[str, Any]:
     }
 
 
-def plugins(strategy: str) -> dict[str, Any]:
-    """``usage.plugins`` of a request that searched once."""
-    return {"search": {"count": 1, "strategy": strategy}}
+def plugins(strategy: str, count: int = 1) -> dict[str, Any]:
+    """``usage.plugins`` of a request that searched ``count`` times."""
+    return {"search": {"count": count, "strategy": strategy}}

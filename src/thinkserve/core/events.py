@@ -70,6 +70,9 @@ class Collected:
     answer: str
     finished: Finished
     searched: Searched | None = None
+    """The last search of the response."""
+    searches: int = 0
+    """How many searches ran (one before generation; a tool-calling loop may run more)."""
 
 
 async def fold(events: AsyncIterator[Event]) -> Collected:
@@ -77,6 +80,7 @@ async def fold(events: AsyncIterator[Event]) -> Collected:
     reasoning: list[str] = []
     answer: list[str] = []
     searched: Searched | None = None
+    searches = 0
     async for event in events:
         if isinstance(event, ReasoningDelta):
             reasoning.append(event.text)
@@ -84,6 +88,7 @@ async def fold(events: AsyncIterator[Event]) -> Collected:
             answer.append(event.text)
         elif isinstance(event, Searched):
             searched = event
+            searches += 1
         else:
-            return Collected("".join(reasoning), "".join(answer), event, searched)
+            return Collected("".join(reasoning), "".join(answer), event, searched, searches)
     raise AssertionError("stream ended without Finished")

@@ -244,6 +244,7 @@ class BlockWriter:
         # After a search: what every block adds to its output and to its usage.
         self._search_info = b""
         self._plugins = b""
+        self._searches = 0
 
     def _block(self, content: bytes, reasoning: bytes, reason: bytes, usage: Usage) -> bytes:
         self._n += 1
@@ -259,7 +260,8 @@ class BlockWriter:
     def searched(self, searched: Searched) -> None:
         """From now on every block carries ``usage.plugins`` and, with ``enable_source``,
         ``output.search_info``."""
-        self._plugins = orjson.dumps(plugins(searched.options.strategy))
+        self._searches += 1
+        self._plugins = orjson.dumps(plugins(searched.options.strategy, self._searches))
         if searched.options.sources:
             self._search_info = orjson.dumps(search_info(searched.results))
 
@@ -307,7 +309,7 @@ def generation_body(request_id: str, collected: Collected, shape: Shape) -> dict
     usage = usage_body(collected.finished.usage)
     searched = collected.searched
     if searched is not None:
-        usage["plugins"] = plugins(searched.options.strategy)
+        usage["plugins"] = plugins(searched.options.strategy, collected.searches)
         if searched.options.sources:
             output["search_info"] = search_info(searched.results)
     return {"output": output, "usage": usage, "request_id": request_id}

@@ -80,7 +80,7 @@ def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
     )
 
 
-def usage_body(usage: Usage, searched: Searched | None = None) -> dict[str, Any]:
+def usage_body(usage: Usage, searched: Searched | None = None, searches: int = 1) -> dict[str, Any]:
     body: dict[str, Any] = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
@@ -89,7 +89,7 @@ def usage_body(usage: Usage, searched: Searched | None = None) -> dict[str, Any]
         "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
     if searched is not None:
-        body["plugins"] = plugins(searched.options.strategy)
+        body["plugins"] = plugins(searched.options.strategy, searches)
     return body
 
 
@@ -156,10 +156,10 @@ class ChunkWriter:
             + self._tail
         )
 
-    def usage(self, usage: Usage, searched: Searched | None = None) -> bytes:
+    def usage(self, usage: Usage, searched: Searched | None = None, searches: int = 1) -> bytes:
         return (
             b'data: {"choices":[],"object":"chat.completion.chunk","usage":'
-            + orjson.dumps(usage_body(usage, searched))
+            + orjson.dumps(usage_body(usage, searched, searches))
             + b","
             + self._meta
             + b"\n\n"
@@ -181,7 +181,7 @@ def completion_body(
             {"message": message, "finish_reason": collected.finished.reason, "index": 0, "logprobs": None}
         ],
         "object": "chat.completion",
-        "usage": usage_body(collected.finished.usage, collected.searched),
+        "usage": usage_body(collected.finished.usage, collected.searched, collected.searches),
         "created": created,
         "system_fingerprint": None,
         "model": model,

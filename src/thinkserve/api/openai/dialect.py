@@ -24,6 +24,7 @@ class ChunkStream:
         self._include_usage = include_usage
         self._request_id = request_id
         self._searched: Searched | None = None
+        self._searches = 0
 
     def head(self) -> bytes:
         return self._writer.first()
@@ -35,9 +36,11 @@ class ChunkStream:
             return (self._writer.answer(event.text),)
         if isinstance(event, Searched):
             self._searched = event
+            self._searches += 1
             return (self._writer.searched(event),) if event.options.sources else ()
         if self._include_usage:
-            return self._writer.finish(event.reason), self._writer.usage(event.usage, self._searched)
+            usage = self._writer.usage(event.usage, self._searched, self._searches)
+            return self._writer.finish(event.reason), usage
         return (self._writer.finish(event.reason),)
 
     def tail(self) -> bytes:

@@ -1,9 +1,14 @@
-"""Citation markers rewritten into the asked format, also when split across deltas."""
+"""Citation markers rewritten into the asked format, also when split across deltas; searches folded."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import pytest
 
+from thinkserve.core.events import AnswerDelta, Event, Finished, Searched, fold
+from thinkserve.core.types import SearchOptions, Usage
 from thinkserve.search.citations import CitationRewriter
 
 
@@ -34,3 +39,15 @@ def test_an_unfinished_marker_at_the_end_is_released(tail: str) -> None:
 
 def test_text_without_brackets_passes_at_once() -> None:
     assert _run("[<number>]", 1, ["plain", " text"]) == ["plain", " text", ""]
+
+
+def test_fold_keeps_the_last_search_and_counts_them() -> None:
+    first = Searched("a", (), SearchOptions())
+    second = Searched("b", (), SearchOptions(strategy="max"))
+
+    async def events() -> AsyncIterator[Event]:
+        for event in (first, AnswerDelta("x", Usage()), second, Finished("stop", Usage(), False)):
+            yield event
+
+    collected = asyncio.run(fold(events()))
+    assert (collected.answer, collected.searched, collected.searches) == ("x", second, 2)

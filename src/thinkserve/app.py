@@ -29,6 +29,7 @@ from thinkserve.platform.metering import ObservedGate
 from thinkserve.platform.port import Gate
 from thinkserve.platform.stored_keys import StoredKeys
 from thinkserve.progress import file_label, waiting
+from thinkserve.search.web_search import WebSearch
 from thinkserve.service.flow import RequestFlow
 from thinkserve.service.generation import DEPTH, GenerationService, Runtime
 from thinkserve.thinking.chat_format import ChatFormat
@@ -94,6 +95,7 @@ def create_app(
         files: dict[str, str] = {}
         owned = []
         platform: StoredKeys | None = None
+        search: WebSearch | None = None
         try:
             if runtimes is None:
                 for name, spec in settings.engines.items():
@@ -113,9 +115,10 @@ def create_app(
             if active is None:
                 active = platform = await StoredKeys.start(settings.platform, observer=metrics)
             observed = ObservedGate(active, metrics)
+            search = await WebSearch.start(settings.search)
             app.state.thinkserve = AppState(
                 settings=settings,
-                flow=RequestFlow(service, observed),
+                flow=RequestFlow(service, observed, search),
                 gate=observed,
                 created=int(time.time()),
                 model_files=files,
@@ -126,6 +129,8 @@ def create_app(
         finally:
             for engine in owned:
                 await engine.aclose()
+            if search is not None:
+                await search.aclose()
             if platform is not None:
                 await platform.aclose()
 

@@ -15,6 +15,7 @@ from thinkserve import cli_platform
 from thinkserve.chat import command as chat_command
 from thinkserve.config import Settings, load_settings
 from thinkserve.core.errors import ConfigError
+from thinkserve.search.settings import SearchSettings, check_folder
 
 log = logging.getLogger("thinkserve")
 
@@ -54,6 +55,14 @@ def serve(args: argparse.Namespace) -> int:
     except (ConfigError, OSError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
+    if args.search_docs is not None:
+        # The flag names the provider: a folder, instead of any configured one.
+        settings = replace(settings, search=SearchSettings(docs=args.search_docs))
+    try:
+        check_folder(settings.search)
+    except ConfigError as exc:
+        log.error("invalid configuration: %s", exc)
+        return 2
     settings = _ensure_key(cli_platform.with_flags(settings, args))
     app = create_app(settings)
     sys.stderr.write(
@@ -83,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--model", default=None, help="a GGUF file that serves every model name")
     p.add_argument("--config", type=Path, default=None, help="a TOML config file")
+    p.add_argument(
+        "--search-docs", type=Path, default=None, metavar="DIR", help="serve enable_search from this folder"
+    )
     p.set_defaults(func=serve)
     cli_platform.register(sub, serve=p)
     chat_command.register(sub)

@@ -230,7 +230,7 @@ async def _usage(args: argparse.Namespace, settings: Settings, store: Store) -> 
             sys.stdout.write(orjson.dumps(row.to_json()).decode() + "\n")
         return 0
     columns = ["hour", "model", *by, "calls", "errors", "cancelled", "input", "cached", "output", "reasoning"]
-    columns += ["cost", "p50 ms", "p95 ms", "ttft p50", "ttft p95"]
+    columns += ["searches", "cost", "p50 ms", "p95 ms", "ttft p50", "ttft p95"]
     table = []
     for row in rows:
         j = row.to_json()
@@ -238,7 +238,8 @@ async def _usage(args: argparse.Namespace, settings: Settings, store: Store) -> 
         table.append(
             [
                 *(j[c] for c in ("hour", "model", *by, "calls", "errors", "cancelled", "input_tokens")),
-                *(j[c] for c in ("cached_tokens", "output_tokens", "reasoning_tokens", "cost")),
+                *(j[c] for c in ("cached_tokens", "output_tokens", "reasoning_tokens", "search_calls")),
+                j["cost"],
                 *(lat["p50"], lat["p95"], ttft["p50"], ttft["p95"]),
             ]
         )

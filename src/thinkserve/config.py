@@ -42,6 +42,7 @@ from thinkserve.platform.billing import Price, PriceError, parse_prices
 from thinkserve.platform.columns import NAME_LENGTH
 from thinkserve.platform.limits import FAILURE_MODES, FailureMode, Limits, LimitsError, parse_limits
 from thinkserve.platform.settings import PlatformSettings
+from thinkserve.search.settings import SearchSettings, parse_search
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class Settings:
     """``[limits."MODEL"]``: per key and model; ``"*"`` for the rest (see platform.limits)."""
     prices: dict[str, Price] = field(default_factory=dict)
     """``[prices."MODEL"]``, per million tokens (see platform.billing)."""
+    search: SearchSettings = field(default_factory=SearchSettings)
+    """``[search]``: the web search provider, if any (see search.settings; ``serve --search-docs``)."""
 
     @property
     def platform(self) -> PlatformSettings:
@@ -150,6 +153,7 @@ def load_settings(
         database_command_timeout_s=_seconds(env, server, "database_timeout", 10.0),
         **_redis_failure(env, server),
         **_platform_tables(data),
+        search=parse_search(data.get("search", {})),
     )
 
 

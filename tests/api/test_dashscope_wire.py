@@ -233,7 +233,7 @@ BAD_INPUTS: list[tuple[bytes | dict[str, Any], int, str, str]] = [
         {"model": "qwen-plus", "input": {"prompt": "hi"}, "parameters": {"enable_search": True}},
         400,
         "InvalidParameter",
-        "The enable_search parameter is not supported",
+        "This model does not support enable_search.",
     ),
     (
         {

@@ -50,7 +50,7 @@ async def test_migrations_are_idempotent_and_at_head(db: str | None, tmp_path: P
     try:
         await database.upgrade(store.engine)
         await database.upgrade(store.engine)
-        assert await database.current_revision(store.engine) == database.head_revision() == "0001"
+        assert await database.current_revision(store.engine) == database.head_revision() == "0002"
     finally:
         await store.close()
 

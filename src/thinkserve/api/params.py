@@ -79,7 +79,6 @@ def refuse_unserved(
     *,
     n: int | None,
     tools: object,
-    enable_search: bool | None,
     logprobs: bool | None,
     response_format: dict[str, object] | None,
     enable_thinking: bool | None,
@@ -88,8 +87,6 @@ def refuse_unserved(
     check_n(n)
     if tools:
         raise unsupported("tools")
-    if enable_search:
-        raise unsupported("enable_search")
     if logprobs:
         raise unsupported("logprobs")
     if response_format and response_format.get("type") not in (None, "text"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from thinkserve.core.types import FinishReason, Usage
+from thinkserve.core.types import FinishReason, SearchOptions, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,30 @@ class Finished:
     """Whether the request ran in thinking mode (billing and metering need it)."""
 
 
-Event = ReasoningDelta | AnswerDelta | Finished
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One numbered source of a search (``index`` from 1, as citations name it)."""
+
+    index: int
+    title: str
+    url: str
+    site_name: str = ""
+    icon: str = ""
+    snippet: str = ""
+    """The matching text the model reads; not sent to the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """A search ran before the answer and its results went into the prompt: at most one per
+    stream, just before the first delta (metering counts it as one search call)."""
+
+    query: str
+    results: tuple[SearchResult, ...]
+    options: SearchOptions
+
+
+Event = ReasoningDelta | AnswerDelta | Finished | Searched
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +69,26 @@ class Collected:
     reasoning: str
     answer: str
     finished: Finished
+    searched: Searched | None = None
+    """The last search of the response."""
+    searches: int = 0
+    """How many searches ran (one before generation; a tool-calling loop may run more)."""
 
 
 async def fold(events: AsyncIterator[Event]) -> Collected:
     """The non-streaming response: the same stream, folded."""
     reasoning: list[str] = []
     answer: list[str] = []
+    searched: Searched | None = None
+    searches = 0
     async for event in events:
         if isinstance(event, ReasoningDelta):
             reasoning.append(event.text)
         elif isinstance(event, AnswerDelta):
             answer.append(event.text)
+        elif isinstance(event, Searched):
+            searched = event
+            searches += 1
         else:
-            return Collected("".join(reasoning), "".join(answer), event)
+            return Collected("".join(reasoning), "".join(answer), event, searched, searches)
     raise AssertionError("stream ended without Finished")

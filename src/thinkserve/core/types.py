@@ -39,6 +39,24 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchOptions:
+    """``enable_search: true`` and its ``search_options``, as both dialects ask for them."""
+
+    forced: bool = False
+    """Search whatever the question (``forced_search``)."""
+    strategy: str = "turbo"
+    """``turbo`` or ``max`` (``search_strategy``): how many results a search returns."""
+    sources: bool = False
+    """Return the results to the client (``enable_source``)."""
+    citations: bool = False
+    """Cite results in the answer (``enable_citation``)."""
+    citation_format: str = "[<number>]"
+    """``[<number>]`` or ``[ref_<number>]`` (``citation_format``)."""
+    prepend: bool = False
+    """Stream the sources alone first (``prepend_search_result``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A chat request as both dialects understand it, before any model-specific decision."""
 
@@ -50,6 +68,8 @@ class ChatRequest:
     max_tokens: int | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stop: tuple[str, ...] = ()
+    search: SearchOptions | None = None
+    """Web search, when the request turned it on (``enable_search``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ A price table in the config file, per million tokens, in whatever currency the o
     cached_input = 0.16     # prompt tokens served from the prefix cache (default: input)
     output = 2.0            # output in non-thinking mode
     thinking_output = 8.0   # output in thinking mode (default: output)
+    search = 0.004          # per web search call (enable_search; default: free)
 
 The rules (Model Studio's 計費說明): reasoning tokens are output tokens; a request that thought is
 billed at the thinking-mode output price; one that ran in thinking mode but wrote no reasoning is
@@ -37,6 +38,8 @@ class Price:
     output: Decimal
     cached_input: Decimal | None = None
     thinking_output: Decimal | None = None
+    search: Decimal | None = None
+    """Per search call, not per million."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,13 @@ def charge(
     return Charge(int(total.to_integral_value(ROUND_HALF_UP)), thought)
 
 
+def search_cost(price: Price | None, calls: int) -> int:
+    """Nano-units of ``calls`` web searches (not covered by the free token quota)."""
+    if price is None or price.search is None or calls <= 0:
+        return 0
+    return int((Decimal(calls) * price.search * NANO).to_integral_value(ROUND_HALF_UP))
+
+
 def after_free_quota(cost_nano: int, tokens: int, free_left: int) -> tuple[int, int]:
     """``(billed_nano, free_tokens_used)``: free tokens are whole tokens of the request; a request
     that straddles the end of the quota pays the share of its cost beyond it."""
@@ -98,7 +108,7 @@ def from_money(amount: str | int | float | Decimal) -> int:
     return int((value * NANO).to_integral_value(ROUND_HALF_UP))
 
 
-_FIELDS = ("input", "output", "cached_input", "thinking_output")
+_FIELDS = ("input", "output", "cached_input", "thinking_output", "search")
 
 
 def parse_prices(tables: dict[str, Any]) -> dict[str, Price]:
@@ -128,5 +138,6 @@ def parse_prices(tables: dict[str, Any]) -> dict[str, Price]:
             output=values["output"],
             cached_input=values.get("cached_input"),
             thinking_output=values.get("thinking_output"),
+            search=values.get("search"),
         )
     return out

@@ -30,27 +30,26 @@ log = logging.getLogger(__name__)
 
 
 def encode(record: UsageRecord) -> bytes:
-    """One journal line (the ``cost_nano`` of a record is not journaled: SQL bills it)."""
-    return (
-        orjson.dumps(
-            {
-                "id": record.id,
-                "key": record.key_id,
-                "ws": record.workspace,
-                "model": record.model,
-                "think": record.thinking,
-                "status": record.status,
-                "in": record.input_tokens,
-                "cached": record.cached_tokens,
-                "out": record.output_tokens,
-                "reason": record.reasoning_tokens,
-                "ttft": record.ttft_ms,
-                "dur": record.duration_ms,
-                "at": record.at,
-            }
-        )
-        + b"\n"
-    )
+    """One journal line (the ``cost_nano`` of a record is not journaled: SQL bills it; ``search``
+    only when the request searched)."""
+    line = {
+        "id": record.id,
+        "key": record.key_id,
+        "ws": record.workspace,
+        "model": record.model,
+        "think": record.thinking,
+        "status": record.status,
+        "in": record.input_tokens,
+        "cached": record.cached_tokens,
+        "out": record.output_tokens,
+        "reason": record.reasoning_tokens,
+        "ttft": record.ttft_ms,
+        "dur": record.duration_ms,
+        "at": record.at,
+    }
+    if record.search_calls:
+        line["search"] = record.search_calls
+    return orjson.dumps(line) + b"\n"
 
 
 def decode(line: bytes) -> UsageRecord:
@@ -69,6 +68,8 @@ def decode(line: bytes) -> UsageRecord:
         ttft_ms=d["ttft"],
         duration_ms=d["dur"],
         at=d["at"],
+        # Journals written before search was metered have no "search".
+        search_calls=d.get("search", 0),
     )
 
 

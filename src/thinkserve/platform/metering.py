@@ -8,7 +8,8 @@ gate keeps it (``StoredKeys`` journals it and moves it into SQL, which adds ``co
 
     UsageRecord(id="9f3c…", key_id="key_1a2b3c4d5e6f", workspace=None, model="qwen-plus",
                 thinking=True, status="ok", input_tokens=12, cached_tokens=0, output_tokens=40,
-                reasoning_tokens=31, ttft_ms=12.3, duration_ms=210.5, at=1732560000.123, cost_nano=0)
+                reasoning_tokens=31, ttft_ms=12.3, duration_ms=210.5, at=1732560000.123, cost_nano=0,
+                search_calls=1)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from thinkserve.core.errors import Arrearage, RateLimited
-from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
+from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Searched
 from thinkserve.core.types import Usage
 from thinkserve.platform.port import Administration, Admission, Gate, Principal
 
@@ -56,6 +57,8 @@ class UsageRecord:
     cost_nano: int = 0
     """Billed cost (after free quota) in nano-units, as read back from the store; a fresh record
     has 0: the store bills it when it writes it."""
+    search_calls: int = 0
+    """Web searches whose results went into the request (``enable_search``), billed per call."""
 
     @property
     def hour(self) -> int:
@@ -103,6 +106,7 @@ async def metered(
     usage = Usage()
     first: float | None = None
     status: Status = "cancelled"
+    searches = 0
     try:
         async for event in events:
             if isinstance(event, ReasoningDelta | AnswerDelta):
@@ -112,6 +116,8 @@ async def metered(
             elif isinstance(event, Finished):
                 usage = event.usage
                 status = "ok"
+            elif isinstance(event, Searched):
+                searches += 1
             yield event
     except (GeneratorExit, asyncio.CancelledError):
         # The client went away (the generator is closed or its task cancelled): "cancelled".
@@ -130,11 +136,11 @@ async def metered(
                 await events.aclose()
             settling = live.settling
         if settling is not None and defer is not None:
-            defer(_record_settled(gate, admission, thinking, usage, settling, ttft, now))
+            defer(_record_settled(gate, admission, thinking, usage, searches, settling, ttft, now))
         else:
             if status != "ok" and live is not None:
                 usage = _larger(usage, live.usage)
-            await _record(gate, admission, thinking, status, usage, ttft, now)
+            await _record(gate, admission, thinking, status, usage, searches, ttft, now)
 
 
 def _larger(usage: Usage, live: Usage) -> Usage:
@@ -146,6 +152,7 @@ async def _record_settled(
     admission: Admission,
     thinking: bool,
     usage: Usage,
+    searches: int,
     settling: asyncio.Future[Usage],
     ttft: float | None,
     ended: float,
@@ -154,7 +161,7 @@ async def _record_settled(
         usage = _larger(usage, await settling)
     except Exception:
         log.exception("settling a cancelled stream failed; recording the tokens it had sent")
-    await _record(gate, admission, thinking, "cancelled", usage, ttft, ended)
+    await _record(gate, admission, thinking, "cancelled", usage, searches, ttft, ended)
 
 
 async def _record(
@@ -163,6 +170,7 @@ async def _record(
     thinking: bool,
     status: Status,
     usage: Usage,
+    searches: int,
     ttft: float | None,
     ended: float,
 ) -> None:
@@ -183,6 +191,7 @@ async def _record(
             ttft_ms=None if ttft is None else ttft * 1000,
             duration_ms=(ended - admission.started) * 1000,
             at=time.time(),
+            search_calls=searches,
         )
     )
 

@@ -43,6 +43,7 @@ class Hourly:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     cost_nano: int = 0
+    search_calls: int = 0
     latencies: list[float] = field(default_factory=list)
     ttfts: list[float] = field(default_factory=list)
 
@@ -58,6 +59,7 @@ class Hourly:
             "cached_tokens": self.cached_tokens,
             "output_tokens": self.output_tokens,
             "reasoning_tokens": self.reasoning_tokens,
+            "search_calls": self.search_calls,
             "cost": str(to_money(self.cost_nano)),
             "latency_ms": {"p50": percentile(self.latencies, 50), "p95": percentile(self.latencies, 95)},
             "ttft_ms": {"p50": percentile(self.ttfts, 50), "p95": percentile(self.ttfts, 95)},
@@ -103,6 +105,7 @@ def aggregate(rows: Iterable[UsageRecord], by: Collection[str] = ()) -> list[Hou
         h.output_tokens += row.output_tokens
         h.reasoning_tokens += row.reasoning_tokens
         h.cost_nano += row.cost_nano
+        h.search_calls += row.search_calls
         h.latencies.append(row.duration_ms)
         if row.ttft_ms is not None:
             h.ttfts.append(row.ttft_ms)

@@ -63,6 +63,7 @@ usage = Table(
     Column("duration_ms", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
     Column("hour", BigInteger, nullable=False),
+    Column("search_calls", Integer, nullable=False, server_default="0"),
     Index("ix_usage_hour_model", "hour", "model"),
     Index("ix_usage_key_hour", "key_id", "hour"),
 )

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from thinkserve.core.errors import Overloaded
 from thinkserve.platform import database
-from thinkserve.platform.billing import Price, after_free_quota, charge
+from thinkserve.platform.billing import Price, after_free_quota, charge, search_cost
 from thinkserve.platform.keys import AmbiguousKey, ApiKey
 from thinkserve.platform.limits import Limits
 from thinkserve.platform.metering import UsageRecord
@@ -240,6 +240,7 @@ class Store:
             c.duration_ms,
             c.finished_at.label("at"),
             c.cost_nano,
+            c.search_calls,
         ).where(c.hour >= int(since // 3600 * 3600))
         if until is not None:
             query = query.where(c.finished_at < until)
@@ -280,6 +281,8 @@ def _bill(
         quota = quotas.get(e.key_id)
         free_left = 0 if quota is None else quota - used.get(pair, 0)
         billed, free = after_free_quota(listed.cost_nano, tokens, free_left)
+        # Search calls are billed per call, outside the free token quota.
+        billed += search_cost(prices.get(e.model), e.search_calls)
         used[pair] = used.get(pair, 0) + tokens
         n, t, c = added.get(pair, (0, 0, 0))
         added[pair] = (n + 1, t + tokens, c + billed)
@@ -302,6 +305,7 @@ def _bill(
                 "duration_ms": e.duration_ms,
                 "finished_at": e.at,
                 "hour": e.hour,
+                "search_calls": e.search_calls,
             }
         )
     return rows, added

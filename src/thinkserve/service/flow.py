@@ -8,6 +8,9 @@ The HTTP layer authenticates and parses, then::
     collected = await running.collect()           # non-streaming; or iterate running.events
     await running.close()                         # always: records usage, cancels the engine
 
+With ``enable_search``, the search runs once admitted, before rendering (``search.web_search``):
+its results join the conversation and its ``Searched`` event leads the stream.
+
 Admission comes before rendering and tokenizing, so that a key out of money or over its rate
 limits costs the server no tokenizing; it is admitted on a cheap estimate of its prompt tokens and
 charged the exact count once tokenized. A large prompt is rendered and tokenized in a worker thread,
@@ -27,13 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import replace
 from typing import Any
 
 from thinkserve.catalogue.spec import ModelSpec
-from thinkserve.core.events import Collected, Event, fold
+from thinkserve.core.errors import InvalidParameter
+from thinkserve.core.events import Collected, Event, Searched, fold
 from thinkserve.core.types import ChatRequest
 from thinkserve.platform.metering import metered
 from thinkserve.platform.port import Gate, Principal
+from thinkserve.search.web_search import NOT_SUPPORTED, WebSearch, announced
 from thinkserve.service.fair import FairLine
 from thinkserve.service.generation import Checked, GenerationService, Plan
 
@@ -76,9 +82,11 @@ class Running:
 class RequestFlow:
     """The generation service behind the platform's admission and metering."""
 
-    def __init__(self, generation: GenerationService, gate: Gate) -> None:
+    def __init__(self, generation: GenerationService, gate: Gate, search: WebSearch | None = None) -> None:
         self._generation = generation
         self._gate = gate
+        self._search = search
+        """Web search (``enable_search``); None: no provider configured."""
         self._lines: dict[str, FairLine] = {}
         """One line per engine, by name (several models may share one)."""
         self._deferred: set[asyncio.Task[None]] = set()
@@ -109,6 +117,8 @@ class RequestFlow:
 
     def prepare(self, request: ChatRequest) -> Checked:
         """Every client error that needs no tokenizing (the prompt's length is checked in ``begin``)."""
+        if request.search is not None and self._search is None:
+            raise InvalidParameter(NOT_SUPPORTED, param="enable_search")
         return self._generation.check(request)
 
     async def begin(self, principal: Principal, checked: Checked) -> Running:
@@ -117,12 +127,15 @@ class RequestFlow:
         gate = self._gate
         admission = await gate.admit(principal, checked.request.model, checked.estimated_tokens)
         try:
+            checked, searched = await self._searched(checked)
             plan = await self._render(checked)
             admission.exact_prompt(len(plan.prompt.tokens))
         except BaseException:
             admission.release()
             raise
         placed = self._placed(principal, plan)
+        if searched is not None:
+            placed = announced(searched, placed)
         events = metered(gate, admission, plan.thinking, placed, plan.progress, self._defer)
         try:
             first = await anext(events)
@@ -151,6 +164,13 @@ class RequestFlow:
                     yield event
         finally:
             line.leave()
+
+    async def _searched(self, checked: Checked) -> tuple[Checked, Searched | None]:
+        """Search before generation (``search.web_search``): the results join the conversation."""
+        if self._search is None or checked.request.search is None:
+            return checked, None
+        request, searched = await self._search.before(checked.request)
+        return replace(checked, request=request), searched
 
     async def _render(self, checked: Checked) -> Plan:
         if checked.text_chars < OFF_LOOP_CHARS:

@@ -35,8 +35,9 @@ import orjson
 
 from thinkserve.api import body, params
 from thinkserve.api.dashscope import schemas
+from thinkserve.api.search_options import plugins, search_info, search_options
 from thinkserve.core.errors import ErrorKind, InvalidParameter, ThinkserveError
-from thinkserve.core.events import Collected
+from thinkserve.core.events import Collected, Searched
 from thinkserve.core.types import ChatRequest, Message, ThinkingDecision, Usage
 
 INCREMENTAL_WITH_THINKING = 'The incremental_output parameter must be "true" when enable_thinking is true'
@@ -134,7 +135,6 @@ def _refuse_unserved(p: schemas.Parameters) -> None:
     params.refuse_unserved(
         n=p.n,
         tools=p.tools,
-        enable_search=p.enable_search,
         logprobs=p.logprobs,
         response_format=p.response_format,
         enable_thinking=p.enable_thinking,
@@ -171,6 +171,7 @@ def to_parsed(wire: schemas.GenerationRequest, *, sse: bool) -> Parsed:
             presence_penalty=p.presence_penalty,
         ),
         stop=params.stop_strings(_stop(p.stop)),
+        search=search_options(p.enable_search, p.search_options),
     )
     return Parsed(chat, p.result_format, p.incremental_output)
 
@@ -240,11 +241,33 @@ class BlockWriter:
         # Whole text so far, for incremental_output false.
         self._reasoning = ""
         self._answer = ""
+        # After a search: what every block adds to its output and to its usage.
+        self._search_info = b""
+        self._plugins = b""
+        self._searches = 0
 
     def _block(self, content: bytes, reasoning: bytes, reason: bytes, usage: Usage) -> bytes:
         self._n += 1
         output = _MESSAGE % (content, reasoning, reason) if self._message else _TEXT % (content, reason)
-        return _BLOCK % (self._n, output, _usage_bytes(usage), self._rid)
+        used = _usage_bytes(usage)
+        if self._plugins:
+            output = (
+                b'{"search_info":' + self._search_info + b"," + output[1:] if self._search_info else output
+            )
+            used = used[:-1] + b',"plugins":' + self._plugins + b"}"
+        return _BLOCK % (self._n, output, used, self._rid)
+
+    def searched(self, searched: Searched) -> None:
+        """From now on every block carries ``usage.plugins`` and, with ``enable_source``,
+        ``output.search_info``."""
+        self._searches += 1
+        self._plugins = orjson.dumps(plugins(searched.options.strategy, self._searches))
+        if searched.options.sources:
+            self._search_info = orjson.dumps(search_info(searched.results))
+
+    def sources(self, usage: Usage) -> bytes:
+        """``prepend_search_result``: a block with the sources alone (empty text), before the answer."""
+        return self._block(_EMPTY, _EMPTY, _NULL, usage)
 
     def reasoning(self, text: str, usage: Usage) -> bytes:
         """A reasoning block; nothing in the ``text`` shape (used only when not thinking)."""
@@ -283,7 +306,13 @@ def generation_body(request_id: str, collected: Collected, shape: Shape) -> dict
         output = {"choices": [{"finish_reason": reason, "message": message}]}
     else:
         output = {"text": collected.answer, "finish_reason": reason}
-    return {"output": output, "usage": usage_body(collected.finished.usage), "request_id": request_id}
+    usage = usage_body(collected.finished.usage)
+    searched = collected.searched
+    if searched is not None:
+        usage["plugins"] = plugins(searched.options.strategy, collected.searches)
+        if searched.options.sources:
+            output["search_info"] = search_info(searched.results)
+    return {"output": output, "usage": usage, "request_id": request_id}
 
 
 _CODES = {

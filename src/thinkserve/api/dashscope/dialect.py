@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from thinkserve.api.dashscope import convert
 from thinkserve.api.errors import status_of
 from thinkserve.core.errors import ThinkserveError
-from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta
+from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta, Searched
 from thinkserve.core.types import ChatRequest, ThinkingDecision
 
 
@@ -28,17 +28,27 @@ class BlockStream:
 
     def __init__(self, writer: convert.BlockWriter) -> None:
         self._writer = writer
+        self._prepend = False
 
     def head(self) -> bytes:
         return b""
 
     def frames(self, event: Event) -> tuple[bytes, ...]:
+        if isinstance(event, Searched):
+            self._writer.searched(event)
+            # The sources block goes out with the next event: it carries that event's usage.
+            self._prepend = event.options.prepend
+            return ()
         if isinstance(event, ReasoningDelta):
             block = self._writer.reasoning(event.text, event.usage)
         elif isinstance(event, AnswerDelta):
             block = self._writer.answer(event.text, event.usage)
         else:
             block = self._writer.finish(event.reason, event.usage)
+        if self._prepend:
+            self._prepend = False
+            sources = self._writer.sources(event.usage)
+            return (sources, block) if block else (sources,)
         # The text shape writes no reasoning block: skip the empty bytes.
         return (block,) if block else ()
 

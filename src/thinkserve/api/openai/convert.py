@@ -19,6 +19,7 @@ import orjson
 from thinkserve.api import body, params
 from thinkserve.api.errors import TYPE_AND_CODE
 from thinkserve.api.openai import schemas
+from thinkserve.api.search_options import plugins, search_info, search_options
 from thinkserve.core.errors import (
     Arrearage,
     Forbidden,
@@ -26,7 +27,7 @@ from thinkserve.core.errors import (
     RateLimited,
     ThinkserveError,
 )
-from thinkserve.core.events import Collected
+from thinkserve.core.events import Collected, Searched
 from thinkserve.core.types import ChatRequest, Message, Usage
 
 
@@ -48,7 +49,6 @@ def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
     params.refuse_unserved(
         n=wire.n,
         tools=wire.tools,
-        enable_search=wire.enable_search,
         logprobs=wire.logprobs,
         response_format=wire.response_format,
         enable_thinking=wire.enable_thinking,
@@ -76,17 +76,21 @@ def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
             presence_penalty=wire.presence_penalty,
         ),
         stop=stop,
+        search=search_options(wire.enable_search, wire.search_options),
     )
 
 
-def usage_body(usage: Usage) -> dict[str, Any]:
-    return {
+def usage_body(usage: Usage, searched: Searched | None = None, searches: int = 1) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
         "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
+    if searched is not None:
+        body["plugins"] = plugins(searched.options.strategy, searches)
+    return body
 
 
 class ChunkWriter:
@@ -138,10 +142,24 @@ class ChunkWriter:
             + self._tail
         )
 
-    def usage(self, usage: Usage) -> bytes:
+    def searched(self, searched: Searched) -> bytes:
+        """An empty delta carrying ``search_info`` (only with ``enable_source``: beyond Model Studio,
+        whose OpenAI-compatible mode returns no sources)."""
+        delta = b'{"content":null,"reasoning_content":""}' if self._thinking else b'{"content":""}'
+        info = orjson.dumps(search_info(searched.results))
+        return (
+            b'data: {"choices":[{"delta":'
+            + delta
+            + self._choice_tail
+            + b',"search_info":'
+            + info
+            + self._tail
+        )
+
+    def usage(self, usage: Usage, searched: Searched | None = None, searches: int = 1) -> bytes:
         return (
             b'data: {"choices":[],"object":"chat.completion.chunk","usage":'
-            + orjson.dumps(usage_body(usage))
+            + orjson.dumps(usage_body(usage, searched, searches))
             + b","
             + self._meta
             + b"\n\n"
@@ -158,17 +176,20 @@ def completion_body(
     message: dict[str, Any] = {"role": "assistant", "content": collected.answer}
     if thinking:
         message["reasoning_content"] = collected.reasoning
-    return {
+    body = {
         "choices": [
             {"message": message, "finish_reason": collected.finished.reason, "index": 0, "logprobs": None}
         ],
         "object": "chat.completion",
-        "usage": usage_body(collected.finished.usage),
+        "usage": usage_body(collected.finished.usage, collected.searched, collected.searches),
         "created": created,
         "system_fingerprint": None,
         "model": model,
         "id": completion_id,
     }
+    if collected.searched is not None and collected.searched.options.sources:
+        body["search_info"] = search_info(collected.searched.results)
+    return body
 
 
 _THROTTLING = {

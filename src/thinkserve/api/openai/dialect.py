@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 
 from thinkserve.api.openai import convert
 from thinkserve.core.errors import ThinkserveError
-from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta
+from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta, Searched
 from thinkserve.core.types import ChatRequest, ThinkingDecision
 
 
@@ -23,6 +23,8 @@ class ChunkStream:
         self._writer = writer
         self._include_usage = include_usage
         self._request_id = request_id
+        self._searched: Searched | None = None
+        self._searches = 0
 
     def head(self) -> bytes:
         return self._writer.first()
@@ -32,8 +34,13 @@ class ChunkStream:
             return (self._writer.reasoning(event.text),)
         if isinstance(event, AnswerDelta):
             return (self._writer.answer(event.text),)
+        if isinstance(event, Searched):
+            self._searched = event
+            self._searches += 1
+            return (self._writer.searched(event),) if event.options.sources else ()
         if self._include_usage:
-            return self._writer.finish(event.reason), self._writer.usage(event.usage)
+            usage = self._writer.usage(event.usage, self._searched, self._searches)
+            return self._writer.finish(event.reason), usage
         return (self._writer.finish(event.reason),)
 
     def tail(self) -> bytes:

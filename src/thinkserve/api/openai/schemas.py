@@ -55,4 +55,5 @@ class ChatCompletionRequest(_Wire):
     tool_choice: Any = None
     response_format: dict[str, Any] | None = None
     enable_search: StrictBool | None = None
+    search_options: dict[str, Any] | None = None
     logprobs: StrictBool | None = None

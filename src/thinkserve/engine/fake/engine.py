@@ -37,6 +37,7 @@ class FakeStats:
     sampled_tokens: int = 0
     """Tokens sampled over all sequences (what metering must account for)."""
     prompts: list[list[int]] = field(default_factory=list)
+    """The last few prompts submitted (what a test may read back), oldest first."""
 
 
 class FakeSequence:
@@ -144,6 +145,8 @@ class FakeEngine:
         self._history.append(prompt)
         # Like an engine's idle slots: only the last few sequences stay cached.
         del self._history[:-8]
+        self.stats.prompts.append(prompt)
+        del self.stats.prompts[:-8]
         self.stats.prompt_tokens_evaluated += len(prompt) - cached
         thinking_off = self._tok.decode(prompt[-4:]).endswith("</think>\n\n")
         opened = self._tok.decode(prompt[-3:]).rstrip().endswith("<think>")

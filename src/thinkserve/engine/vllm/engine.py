@@ -160,6 +160,13 @@ class VllmEngine:
         return EngineStats(active_sequences=c.active, sampled_tokens=c.sampled_tokens)
 
     @property
+    def block_size(self) -> int:
+        """Tokens per KV block: vLLM's prefix cache reuses whole blocks only."""
+        if self._llm is None:
+            raise EngineFailure("The inference engine is not started.")
+        return int(self._llm.vllm_config.cache_config.block_size)
+
+    @property
     def counters(self) -> Counters:
         """Running totals: sequences in flight, tokens sampled, vLLM requests made."""
         return self._counters

@@ -13,7 +13,9 @@ over the same thinking prompts:
 For each: how many cut requests wrote exactly ``budget`` reasoning tokens (the tokens after
 ``<think>`` before the phrase), how many tokens vLLM reports as its output (the forced phrase is
 part of them on vLLM's side; injected tokens are not on thinkserve's), and the wall time per
-request alone (concurrency 1) and with ``--concurrency`` requests at once (requests/s).
+request alone (concurrency 1) and with ``--concurrency`` requests at once (requests/s). Each
+round runs every prompt both ways, alternating; timings are the best round with the median in
+brackets (other processes on a shared machine add a lot of noise; the counts do not move).
 
     python bench/vllm_budget.py [--model tests/fixtures/tiny-qwen3-hf] [--budgets 8,24] [--requests 16]
 """
@@ -66,10 +68,14 @@ class Outcome:
     seconds: float
 
 
-async def by_checkpoint(engine: VllmEngine, budget: ThinkingBudget, prompt: Prompt, n: int, rid: str) -> Outcome:
+async def by_checkpoint(
+    engine: VllmEngine, budget: ThinkingBudget, prompt: Prompt, n: int, rid: str
+) -> Outcome:
     limit = n + 1  # the model writes its own <think>: one sampled token more
     checkpoint = budget.checkpoint(prompt, n, thinking=True, max_tokens=limit + ANSWER_TOKENS)
-    request = EngineRequest(rid, prompt.tokens, SamplingParams(temperature=0.0), limit + ANSWER_TOKENS, checkpoint)
+    request = EngineRequest(
+        rid, prompt.tokens, SamplingParams(temperature=0.0), limit + ANSWER_TOKENS, checkpoint
+    )
     start = time.perf_counter()
     sequence = engine.submit(request)
     sampled: list[int] = []
@@ -128,8 +134,14 @@ def _reasoning(engine: VllmEngine, tokens: list[int]) -> int:
 
 
 async def one_pass(
-    method: str, engine: VllmEngine, budget: ThinkingBudget, prompts: list[Prompt], n: int, forced: list[int],
-    concurrency: int, tag: str,
+    method: str,
+    engine: VllmEngine,
+    budget: ThinkingBudget,
+    prompts: list[Prompt],
+    n: int,
+    forced: list[int],
+    concurrency: int,
+    tag: str,
 ) -> tuple[list[Outcome], float]:
     semaphore = asyncio.Semaphore(concurrency)
 
@@ -155,7 +167,9 @@ async def main_async(args: argparse.Namespace) -> None:
         enforce_eager=True,
         max_model_len=4096,
         kv_cache_memory_bytes=256 << 20,
-        engine_args={"reasoning_config": ReasoningConfig(reasoning_parser="qwen3", reasoning_end_str=EARLY_STOP)},
+        engine_args={
+            "reasoning_config": ReasoningConfig(reasoning_parser="qwen3", reasoning_end_str=EARLY_STOP)
+        },
     )
     engine = VllmEngine(settings, args.model)
     await engine.start()
@@ -169,26 +183,34 @@ async def main_async(args: argparse.Namespace) -> None:
         await one_pass("checkpoint", engine, budget, prompts[:2], 4, forced, 2, "warm")
         await one_pass("vllm", engine, budget, prompts[:2], 4, forced, 2, "warm")
         print()
-        print("| budget | method | cut requests | exact (= budget) | output tokens (engine's count) "
-              "| s/request, alone (median) | req/s, %d at once |" % args.concurrency)
+        print(
+            "| budget | method | cut requests | exact (= budget) | output tokens/request (engine's count) "
+            f"| s/request alone: best (median) round | req/s, {args.concurrency} at once: best (median) |"
+        )
         print("|---|---|---|---|---|---|---|")
         for n in args.budgets:
+            rows: dict[str, list[tuple[list[Outcome], float]]] = {"checkpoint": [], "vllm": []}
             for rnd in range(args.rounds):
-                for method in ("checkpoint", "vllm"):
+                for method in rows:  # alternating, so that background load hits both alike
                     alone, _ = await one_pass(method, engine, budget, prompts, n, forced, 1, f"r{rnd}")
                     together, wall = await one_pass(
                         method, engine, budget, prompts, n, forced, args.concurrency, f"r{rnd}"
                     )
-                    cut = [o for o in alone if o.cut]
-                    exact = sum(1 for o in cut if o.reasoning == n)
-                    print(
-                        f"| {n} | {method} | {len(cut)}/{len(alone)} | {exact}/{len(cut)} "
-                        f"| {sum(o.output_tokens for o in alone)} "
-                        f"| {statistics.median(o.seconds for o in alone):.3f} "
-                        f"| {len(together) / wall:.2f} |"
-                    )
-                    if args.verbose:
-                        print("   reasoning counts:", [o.reasoning for o in cut])
+                    rows[method].append((alone, len(together) / wall))
+            for method, runs in rows.items():
+                outcomes = [o for alone, _ in runs for o in alone]
+                cut = [o for o in outcomes if o.cut]
+                exact = sum(1 for o in cut if o.reasoning == n)
+                latencies = [statistics.median(o.seconds for o in alone) for alone, _ in runs]
+                rates = [rate for _, rate in runs]
+                print(
+                    f"| {n} | {method} | {len(cut)}/{len(outcomes)} | {exact}/{len(cut)} "
+                    f"| {sum(o.output_tokens for o in runs[0][0]) / len(prompts):.1f} "
+                    f"| {min(latencies):.3f} ({statistics.median(latencies):.3f}) "
+                    f"| {max(rates):.1f} ({statistics.median(rates):.1f}) |"
+                )
+                if args.verbose:
+                    print("   reasoning counts:", sorted({o.reasoning for o in cut}))
         print(f"\nvLLM requests made by thinkserve's sequences: {engine.counters.requests}")
     finally:
         await engine.aclose()
@@ -200,7 +222,7 @@ def main() -> int:
     p.add_argument("--budgets", type=lambda s: [int(x) for x in s.split(",")], default=[8, 24])
     p.add_argument("--requests", type=int, default=16)
     p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
     asyncio.run(main_async(args))

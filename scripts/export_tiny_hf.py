@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_tiny_model import ENDOFTEXT_ID, IM_END_ID, tokenizer_dir  # noqa: E402
+from make_tiny_model import ENDOFTEXT_ID, IM_END_ID, tokenizer_dir
 
 log = logging.getLogger("export_tiny_hf")
 
@@ -166,7 +166,10 @@ PROMPTS = (
     ([{"role": "user", "content": "What is 12 + 7?"}], True),
     ([{"role": "user", "content": "你是誰"}], True),
     ([{"role": "user", "content": "Hello there"}], False),
-    ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about the moon"}], True),
+    (
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about the moon"}],
+        True,
+    ),
 )
 
 
@@ -183,7 +186,9 @@ def check(gguf_path: Path, hf_dir: Path, max_tokens: int) -> int:
     ]
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
     llm_cpp = llama_cpp.Llama(str(gguf_path), n_ctx=2048, verbose=False, logits_all=False)
-    vllm = LLM(str(hf_dir), dtype="float32", max_model_len=2048, enable_prefix_caching=True)
+    vllm = LLM(
+        str(hf_dir), dtype="float32", max_model_len=2048, enforce_eager=True, kv_cache_memory_bytes=64 << 20
+    )
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
     outs = vllm.generate([TokensPrompt(prompt_token_ids=p) for p in ids], params)
     failures = 0
@@ -202,7 +207,9 @@ def check(gguf_path: Path, hf_dir: Path, max_tokens: int) -> int:
             log.info("same %d tokens: %r", len(ours), tok.decode(ours)[:80])
         else:
             failures += 1
-            log.error("differ at %s:\n llama.cpp %r\n vLLM      %r", same, tok.decode(ours), tok.decode(theirs))
+            log.error(
+                "differ at %s:\n llama.cpp %r\n vLLM      %r", same, tok.decode(ours), tok.decode(theirs)
+            )
     return 1 if failures else 0
 
 

@@ -88,7 +88,9 @@ def prompt(engine: VllmEngine, question: str, *, system: str | None = None, thin
     return ChatFormat(engine.tokenizer).render((*messages, Message("user", question)), thinking=thinking)
 
 
-async def collect(engine: Engine, request: EngineRequest, inject: list[int] | None = None) -> list[EngineEvent]:
+async def collect(
+    engine: Engine, request: EngineRequest, inject: list[int] | None = None
+) -> list[EngineEvent]:
     sequence = engine.submit(request)
     events: list[EngineEvent] = []
     while not events or not isinstance(events[-1], EngineFinished):
@@ -117,7 +119,12 @@ def test_tokenizer_matches_llama_cpp_on_the_same_model(engine: VllmEngine) -> No
     vocab = VocabFile(str(GGUF_MODEL))
     try:
         theirs, ours = vocab.tokenizer, engine.tokenizer
-        texts = ["你是誰? café", "<|im_start|>user\nhi<|im_end|>", "<think>\n12 + 7\n</think>\n\n", "  spaces\t\n"]
+        texts = [
+            "你是誰? café",
+            "<|im_start|>user\nhi<|im_end|>",
+            "<think>\n12 + 7\n</think>\n\n",
+            "  spaces\t\n",
+        ]
         for text in texts:
             for special in (True, False):
                 assert ours.encode(text, special=special) == theirs.encode(text, special=special), text
@@ -128,7 +135,10 @@ def test_tokenizer_matches_llama_cpp_on_the_same_model(engine: VllmEngine) -> No
         assert {"<|im_start|>", "<|im_end|>", "<|endoftext|>"} <= ours.control_texts <= theirs.control_texts
         assert ours.chat_template == theirs.chat_template
         for q in QUESTIONS:
-            assert prompt(engine, q).tokens == ChatFormat(theirs).render((Message("user", q),), thinking=True).tokens
+            assert (
+                prompt(engine, q).tokens
+                == ChatFormat(theirs).render((Message("user", q),), thinking=True).tokens
+            )
     finally:
         vocab.close()
 
@@ -138,7 +148,10 @@ def test_greedy_tokens_match_llama_cpp(engine: VllmEngine, loop: Loop) -> None:
     from thinkserve.engine.llamacpp.engine import LlamaCppEngine
 
     prompts = [prompt(engine, q).tokens for q in QUESTIONS]
-    ours = [tokens(loop.run(collect(engine, EngineRequest(f"g{i}", p, GREEDY, 80)))) for i, p in enumerate(prompts)]
+    ours = [
+        tokens(loop.run(collect(engine, EngineRequest(f"g{i}", p, GREEDY, 80))))
+        for i, p in enumerate(prompts)
+    ]
 
     async def on_llama_cpp() -> list[list[int]]:
         async with LlamaCppEngine(str(GGUF_MODEL), n_ctx=2048, n_seq=1) as llama:

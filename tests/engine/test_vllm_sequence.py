@@ -113,7 +113,8 @@ def test_budget_pauses_at_the_limit_and_resumes_with_a_new_request_over_the_same
     ]
     assert vllm.calls[0].request_id != vllm.calls[1].request_id
     kinds = [type(e).__name__ + ("*" if isinstance(e, TokenEvent) and e.injected else "") for e in events]
-    assert kinds == ["TokenEvent"] * 3 + ["Paused"] + ["TokenEvent*"] * 2 + ["TokenEvent"] * 2 + ["EngineFinished"]
+    tok, injected = "TokenEvent", "TokenEvent*"
+    assert kinds == [tok, tok, tok, "Paused", injected, injected, tok, tok, "EngineFinished"]
     assert events[3] == Paused(at_end=False)
     # cached_tokens is the first request's: the prompt's hit, not the resume's
     assert events[-1] == EngineFinished("stop", len(PROMPT), 7, 5)
@@ -247,7 +248,7 @@ def test_bad_vllm_settings_are_config_errors() -> None:
         settings_from_table("x", {"kind": "vllm", "tensor_parallel_size": "4"})
     with pytest.raises(ConfigError, match="model directory"):
         model_file(VllmSettings("x"), Path("."))
-    with pytest.raises(ConfigError, match="no config.json"):
+    with pytest.raises(ConfigError, match=r"no config\.json"):
         model_file(VllmSettings("x", model="tests"), Path("."))
 
 

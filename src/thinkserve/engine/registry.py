@@ -218,7 +218,9 @@ def _vllm_dir(settings: VllmSettings, data_dir: Path) -> Path:
     if not (path / "config.json").is_file():
         raise ConfigError(f"engine {settings.name!r}: {path} is not a model directory (no config.json)")
     if importlib.util.find_spec("vllm") is None:
-        raise ConfigError(f"engine {settings.name!r} needs vLLM, which is not installed: run `make install-vllm`")
+        raise ConfigError(
+            f"engine {settings.name!r} needs vLLM, which is not installed: run `make install-vllm`"
+        )
     return path
 
 

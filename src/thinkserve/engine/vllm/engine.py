@@ -23,6 +23,7 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -57,7 +58,7 @@ class VllmEngine:
         """Read the tokenizer and start vLLM; raises ``EngineFailure`` if it cannot."""
         try:
             self._tokenizer = await asyncio.to_thread(HfTokenizer.load, self._model_path)
-            self._llm = await asyncio.to_thread(self._build)
+            await asyncio.to_thread(self._build)
         except EngineFailure as exc:
             self._load_error = exc.message
             raise
@@ -75,19 +76,24 @@ class VllmEngine:
         )
         log.info("%s serves %s (context %d)", self._described, self._model_path, self._context)
 
-    def _build(self) -> Any:
+    def _build(self) -> None:
         from vllm import AsyncEngineArgs
         from vllm.platforms import current_platform
         from vllm.v1.engine.async_llm import AsyncLLM
 
         kwargs = self._settings.engine_kwargs(self._model_path, cpu=current_platform.is_cpu())
-        return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        # Kept here, not returned: the executor's future would hold it past aclose (see there).
+        self._llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
 
     async def aclose(self) -> None:
         self._closed = True
         llm, self._llm = self._llm, None
         if llm is not None:
             await asyncio.to_thread(llm.shutdown)
+            # Collected only at interpreter exit, AsyncLLM.__del__ would shut down again with the
+            # modules half gone and print a traceback: drop the last reference and collect now.
+            del llm
+            gc.collect()
 
     # -- Engine ----------------------------------------------------------------------------------
 

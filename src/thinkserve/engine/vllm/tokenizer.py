@@ -32,7 +32,11 @@ class Pieces(Protocol):
 
 def _byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest are shifted."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars = list(printable)
     shift = 0
     for b in range(256):
@@ -155,4 +159,3 @@ class StreamDecoder:
 
     def feed(self, token: int) -> str:
         return self._decoder.decode(self._tokenizer.piece(token))
-

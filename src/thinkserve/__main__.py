@@ -2,4 +2,6 @@
 
 from thinkserve.cli import main
 
-main()
+# Guarded: engines that start processes with "spawn" (vLLM) import this module again in each child.
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,5 @@
-"""Command line: ``thinkserve serve [--host] [--port] [--model PATH] [--config FILE]``, ``chat``, ...."""
+"""Command line: ``thinkserve serve [--host] [--port] [--model PATH | --vllm DIR] [--config FILE]``,
+``chat``, ...."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def serve(args: argparse.Namespace) -> int:
     from thinkserve.app import create_app
 
     try:
-        settings = load_settings(args.config, host=args.host, port=args.port, model=args.model)
+        settings = load_settings(
+            args.config, host=args.host, port=args.port, model=args.model, vllm=args.vllm
+        )
     except (ConfigError, OSError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
@@ -90,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the server")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--model", default=None, help="a GGUF file that serves every model name")
+    engine = p.add_mutually_exclusive_group()
+    engine.add_argument("--model", default=None, help="a GGUF file that serves every model name")
+    engine.add_argument(
+        "--vllm", default=None, metavar="DIR", help="a Hugging Face model directory served by vLLM"
+    )
     p.add_argument("--config", type=Path, default=None, help="a TOML config file")
     p.add_argument(
         "--search-docs", type=Path, default=None, metavar="DIR", help="serve enable_search from this folder"

@@ -38,6 +38,7 @@ from thinkserve.core.errors import ConfigError
 from thinkserve.core.paths import default_data_dir
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.registry import EngineSettings, default_engine, settings_from_table
+from thinkserve.engine.vllm.settings import VllmSettings
 from thinkserve.platform.billing import Price, PriceError, parse_prices
 from thinkserve.platform.columns import NAME_LENGTH
 from thinkserve.platform.limits import FAILURE_MODES, FailureMode, Limits, LimitsError, parse_limits
@@ -106,6 +107,7 @@ def load_settings(
     host: str | None = None,
     port: int | None = None,
     model: str | None = None,
+    vllm: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
     """Merge the sources; later ones win: catalogue, file, environment, flags."""
@@ -133,6 +135,12 @@ def load_settings(
         default = engines["default"]
         llama = default if isinstance(default, LlamaCppSettings) else LlamaCppSettings("default")
         engines = {"default": replace(llama, model=model)}
+        models = {name: replace(spec, engine="default") for name, spec in models.items()}
+    if vllm is not None:
+        # --vllm: every served name uses that model directory on vLLM (the file's vLLM keys kept).
+        default = engines["default"]
+        on_vllm = default if isinstance(default, VllmSettings) else VllmSettings("default")
+        engines = {"default": replace(on_vllm, model=vllm)}
         models = {name: replace(spec, engine="default") for name, spec in models.items()}
     keys = tuple(server.get("api_keys", ()))
     if env_keys := env.get("THINKSERVE_API_KEYS"):

@@ -14,7 +14,7 @@ from thinkserve.engine.registry import KINDS, model_file, settings_from_table
 
 
 def test_every_kind_is_in_the_table() -> None:
-    assert set(KINDS) == {"llamacpp", "fake"}
+    assert set(KINDS) == {"llamacpp", "fake", "vllm"}
 
 
 def test_tables_become_the_settings_of_their_kind(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_the_default_engine_is_llamacpp_on_the_default_model() -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"kind": "vllm"}, "unknown kind 'vllm'"),
+        ({"kind": "tensorrt"}, "unknown kind 'tensorrt'"),
         ({"kind": "fake", "n_seq": 4}, "unknown key 'n_seq'"),
         ({"n_threads": True}, "bad value True"),
         ({"model": 3}, "bad value 3"),

@@ -16,6 +16,7 @@ llama.cpp), where a native crash cannot take the gateway down. The engine proces
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from thinkserve.default_model import default_model_path
 from thinkserve.engine.fake.settings import FakeSettings
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.protocol import Engine, Tokenizer
+from thinkserve.engine.vllm.settings import VllmSettings
 
 #: A config value's type, or the strings it may be.
 KeyType = type | tuple[str, ...]
@@ -214,10 +216,46 @@ async def _fake_vocabulary(settings: FakeSettings, path: Path) -> Vocabulary:
     return Vocabulary(FakeTokenizer())
 
 
+# -- vLLM ------------------------------------------------------------------------------------------
+
+
+def _vllm_dir(settings: VllmSettings, data_dir: Path) -> Path:
+    if settings.model is None:
+        raise ConfigError(f"engine {settings.name!r}: kind 'vllm' needs a model directory (model = ...)")
+    path = Path(settings.model).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"engine {settings.name!r}: {path} is not a model directory (no config.json)")
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            f"engine {settings.name!r} needs vLLM, which is not installed: run `make install-vllm`"
+        )
+    return path
+
+
+async def _build_vllm(settings: VllmSettings, model_path: str, data_dir: str) -> Engine:
+    from thinkserve.engine.vllm.engine import VllmEngine
+
+    engine = VllmEngine(settings, model_path)
+    try:
+        await engine.start()
+    except BaseException:
+        await engine.aclose()
+        raise
+    return engine
+
+
+async def _vllm_vocabulary(settings: VllmSettings, path: Path) -> Vocabulary:
+    from thinkserve.engine.vllm.tokenizer import HfTokenizer
+
+    return Vocabulary(await asyncio.to_thread(HfTokenizer.load, str(path)))
+
+
 KINDS: Mapping[str, EngineKind[Any]] = MappingProxyType(
     {
         "llamacpp": EngineKind(LlamaCppSettings, _llamacpp_file, _build_llamacpp, _llamacpp_vocabulary),
         # A scripted engine for gateway benchmarks and platform tests: no model file needed.
         "fake": EngineKind(FakeSettings, _fake_file, _build_fake, _fake_vocabulary),
+        # vLLM's AsyncLLM on a Hugging Face directory (optional: make install-vllm).
+        "vllm": EngineKind(VllmSettings, _vllm_dir, _build_vllm, _vllm_vocabulary),
     }
 )

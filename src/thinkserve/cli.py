@@ -1,4 +1,5 @@
-"""Command line: ``thinkserve serve [--host] [--port] [--model PATH] [--config FILE]``."""
+"""Command line: ``thinkserve serve [--host] [--port] [--model PATH] [--config FILE]
+[--upstream URL --upstream URL ... --tokenizer PATH]``."""
 
 from __future__ import annotations
 
@@ -49,7 +50,14 @@ def serve(args: argparse.Namespace) -> int:
     from thinkserve.app import create_app
 
     try:
-        settings = load_settings(args.config, host=args.host, port=args.port, model=args.model)
+        settings = load_settings(
+            args.config,
+            host=args.host,
+            port=args.port,
+            model=args.model,
+            upstreams=args.upstream or (),
+            tokenizer=args.tokenizer,
+        )
     except (ConfigError, OSError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
@@ -82,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--model", default=None, help="a GGUF file that serves every model name")
     p.add_argument("--config", type=Path, default=None, help="a TOML config file")
+    p.add_argument(
+        "--upstream",
+        action="append",
+        metavar="URL",
+        help="an engine server (vLLM, llama.cpp server) that serves every model name; repeat for a pool",
+    )
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        help="the upstreams' tokenizer: a GGUF file, a tokenizer.json or an HF folder",
+    )
     p.set_defaults(func=serve)
     cli_platform.register(sub, serve=p)
     return parser

@@ -48,7 +48,8 @@ class LlamaCppWire:
             "min_p": 0.0,
             "repeat_penalty": sampling.repetition_penalty,
             "presence_penalty": sampling.presence_penalty,
-            "seed": sampling.seed if sampling.seed is not None else -1,
+            # The server seeds a 32-bit RNG; -1 asks it for a random seed.
+            "seed": sampling.seed & 0xFFFFFFFF if sampling.seed is not None else -1,
             "stream": True,
             "return_tokens": True,
             "cache_prompt": True,

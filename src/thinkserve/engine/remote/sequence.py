@@ -42,7 +42,21 @@ log = logging.getLogger("thinkserve.engine.remote")
 #: What a completion leaves the sequence to do next.
 Step = Literal["stop", "length", "pause", "pause_end", "more"]
 
-FAILED = "The upstream engine server failed while generating this response."
+FAILED = "The upstream engine server failed while generating this response"
+WHY = {
+    "connect": "it could not be reached",
+    "timeout": "it did not answer in time",
+    "stream": "the connection to it broke",
+    "status": "it answered with a server error",
+    "protocol": "its reply could not be read",
+    "busy": "it was busy",
+    "rejected": "it refused the request",
+}
+"""What the caller is told of each failure kind (``upstream.FailureKind``); details go to the log."""
+
+
+def failed(failure: UpstreamFailure) -> EngineFailure:
+    return EngineFailure(f"{FAILED} ({WHY.get(failure.kind, failure.kind)}).")
 
 
 class NoUpstream(Overloaded):
@@ -116,7 +130,7 @@ class RemoteSequence(QueuedSequence):
             self.push(exc)
         except Exception:
             log.exception("remote sequence %s failed", self._request.request_id)
-            self.push(EngineFailure(FAILED))
+            self.push(EngineFailure(FAILED + "."))
         finally:
             self._host.ended(self)
 
@@ -181,10 +195,10 @@ class RemoteSequence(QueuedSequence):
                 upstream.failed(failure)
                 if not failure.retryable:
                     log.error("upstream %s refused %s: %s", upstream.url, self._request.request_id, failure)
-                    raise EngineFailure(FAILED) from failure
+                    raise failed(failure) from failure
                 if self._started:
                     log.warning("upstream %s failed mid-stream (%s): %s", upstream.url, failure.kind, failure)
-                    raise EngineFailure(FAILED) from failure
+                    raise failed(failure) from failure
                 upstream.counters.failovers += 1
                 log.warning(
                     "upstream %s failed before the first token (%s: %s); trying another",
@@ -196,7 +210,7 @@ class RemoteSequence(QueuedSequence):
 
     def _no_upstream(self, tried: list[Upstream]) -> ThinkserveError:
         if self._started:
-            return EngineFailure(FAILED)
+            return EngineFailure(f"{FAILED} (no upstream engine server is available to continue it).")
         if tried:
             return NoUpstream("Every upstream engine server failed to take the request; retry later.")
         return NoUpstream("No upstream engine server is available; retry later.")

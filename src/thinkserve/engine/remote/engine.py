@@ -156,9 +156,12 @@ class RemoteEngine:
         return [u.stats() for u in self._pool.upstreams]
 
     def describe(self) -> str:
+        """``remote, 1/2 upstreams up, context 4096 (out: http://a:8000: cannot connect: ...)``."""
         upstreams = self._pool.upstreams
         up = sum(1 for u in upstreams if u.routable)
-        return f"remote, {up}/{len(upstreams)} upstreams up, context {self._context}"
+        text = f"remote, {up}/{len(upstreams)} upstreams up, context {self._context}"
+        out = "; ".join(f"{u.url}: {u.reason}" for u in upstreams if not u.routable)
+        return f"{text} (out: {out})" if out else text
 
 
 async def build_remote(settings: RemoteSettings) -> RemoteEngine:

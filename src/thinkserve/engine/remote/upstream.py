@@ -212,13 +212,17 @@ class Upstream:
             ) as response:
                 if response.status_code != 200:
                     raise await _status_failure(response)
-                done = wire.done_line
+                done_line, done = wire.done_line, False
                 async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
+                    # After [DONE], read on to the end of the body (nothing but its terminator):
+                    # a response left half-read closes its connection instead of going back to
+                    # the pool.
+                    if done or not line.startswith("data:"):
                         continue  # blank separators, comments (keep-alive pings), event names
                     payload = line[5:].strip()
-                    if payload == done:
-                        return
+                    if payload == done_line:
+                        done = True
+                        continue
                     yield wire.chunk(orjson.loads(payload))
         except UpstreamFailure:
             raise

@@ -8,6 +8,7 @@ present, is also checked against the GGUF's own vocabulary.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,7 @@ def test_missing_files_are_config_errors(tmp_path: Path) -> None:
 
 
 def test_the_tiny_model_s_hf_export_tokenizes_like_its_gguf() -> None:
-    export = FIXTURES / "tiny-qwen3-hf"
+    export = Path(os.environ.get("THINKSERVE_TINY_HF", FIXTURES / "tiny-qwen3-hf"))
     if not (export / "tokenizer.json").is_file():
         pytest.skip(f"{export} is not there (the tiny model's HF export)")
     gguf = load_vocab(str(FIXTURES / "tiny-qwen3.gguf"))

@@ -66,6 +66,8 @@ class Script:
     """Answer completions with this status (500: a server error)."""
     break_after: int | None = None
     """Drop the connection after this many tokens."""
+    reply_ids: list[int] | None = None
+    """Token ids to send instead of the reply's."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     prompts: list[list[int]] = field(default_factory=list)
 
@@ -93,7 +95,7 @@ class Script:
         prompt: list[int] = body["prompt"]
         cached = max((_common(prompt, old) for old in self.prompts), default=0)
         self.prompts.append(prompt)
-        script = tokenizer.encode(self.reply)
+        script = self.reply_ids if self.reply_ids is not None else tokenizer.encode(self.reply)
         # Continue the script from where the prompt already is (a continuation after a pause).
         start = _resume_point(prompt, script, tokenizer)
         out = script[start : start + body["max_tokens"]]

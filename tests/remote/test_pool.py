@@ -314,3 +314,17 @@ def test_prefix_index_matches_the_longest_recorded_prefix_and_forgets_the_oldest
     index.record(list(range(100, 100 + 2 * BLOCK)), 1, 1)
     assert len(index) == 4  # the oldest block of the first prompt is gone
     assert index.match(first) == (0, 1, 3 * BLOCK)
+
+
+def test_a_token_id_outside_the_vocabulary_is_a_protocol_failure_not_a_crash() -> None:
+    async def body() -> None:
+        scripts = {A: Script(), B: Script()}
+        async with pool(scripts) as engine:
+            vocab = engine.tokenizer.n_vocab
+            scripts[A].reply_ids = [vocab + 5]
+            engine.pool.upstreams[1].in_flight = 5  # make A the first choice
+            events = await drain(engine.submit(request(prompt(engine, "q"))))
+            assert isinstance(events[-1], EngineFinished)  # failed over to B before any token
+            assert engine.pool.upstreams[0].counters.errors == {"protocol": 1}
+
+    run(body)

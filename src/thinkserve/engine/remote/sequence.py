@@ -222,6 +222,7 @@ class RemoteSequence(QueuedSequence):
         assert wire is not None
         body = wire.body(self._tokens, cap, self._request.sampling, self._host.served_model)
         counters = upstream.counters
+        n_vocab = self._host.tokenizer.n_vocab
         step: Step | None = None
         finish = None
         sampled_before = self._sampled
@@ -240,6 +241,9 @@ class RemoteSequence(QueuedSequence):
                         first_token = False
                         counters.first_token.observe(time.monotonic() - sent)
                     for token in chunk.tokens:
+                        if not 0 <= token < n_vocab:
+                            # Never handed to the tokenizer: an unknown id would crash llama.cpp's.
+                            raise UpstreamFailure("protocol", f"token id {token} is not in the vocabulary")
                         if step is None:
                             # Tokens past the end (a server ignoring max_tokens) are dropped.
                             step = self._take(token)

@@ -98,6 +98,15 @@ class Upstream:
         self.client = httpx.AsyncClient(
             base_url=spec.url, timeout=timeout, limits=limits, trust_env=False, transport=transport
         )
+        # Probes get a connection of their own: with every pooled one busy streaming, a probe
+        # waiting for one would time out and eject a server that is merely busy.
+        self._probes = httpx.AsyncClient(
+            base_url=spec.url,
+            timeout=httpx.Timeout(5.0, connect=settings.connect_timeout),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            trust_env=False,
+            transport=transport,
+        )
         self.info: ServerInfo | None = None
         self.wire: Wire | None = None
         self.state: State = "unknown"
@@ -136,9 +145,9 @@ class Upstream:
         now = time.monotonic()
         try:
             if self.info is None:
-                self.learn(await probe(self.client, self.spec.protocol))
+                self.learn(await probe(self._probes, self.spec.protocol))
             else:
-                response = await self.client.get("/health", timeout=httpx.Timeout(5.0, connect=2.0))
+                response = await self._probes.get("/health")
                 if response.status_code != 200:
                     raise WireError(f"GET /health answered {response.status_code}")
         except (httpx.HTTPError, WireError) as exc:
@@ -239,6 +248,7 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        await self._probes.aclose()
 
 
 async def _status_failure(response: httpx.Response) -> UpstreamFailure:

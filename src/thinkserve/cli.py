@@ -1,5 +1,5 @@
-"""Command line: ``thinkserve serve [--host] [--port] [--model PATH | --vllm DIR] [--config FILE]``,
-``chat``, ...."""
+"""Command line: ``thinkserve serve [--host] [--port] [--model PATH | --vllm DIR] [--config FILE]
+[--upstream URL --upstream URL ... --tokenizer PATH]``, ``chat``, ...."""
 
 from __future__ import annotations
 
@@ -53,7 +53,13 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(
-            args.config, host=args.host, port=args.port, model=args.model, vllm=args.vllm
+            args.config,
+            host=args.host,
+            port=args.port,
+            model=args.model,
+            vllm=args.vllm,
+            upstreams=args.upstream or (),
+            tokenizer=args.tokenizer,
         )
     except (ConfigError, OSError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
@@ -101,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="a TOML config file")
     p.add_argument(
         "--search-docs", type=Path, default=None, metavar="DIR", help="serve enable_search from this folder"
+    )
+    p.add_argument(
+        "--upstream",
+        action="append",
+        metavar="URL",
+        help="an engine server (vLLM, llama.cpp server) that serves every model name; repeat for a pool",
+    )
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        help="the upstreams' tokenizer: a GGUF file, a tokenizer.json or an HF folder",
     )
     p.set_defaults(func=serve)
     cli_platform.register(sub, serve=p)

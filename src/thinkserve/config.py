@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from thinkserve.core.errors import ConfigError
 from thinkserve.core.paths import default_data_dir
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.registry import EngineSettings, default_engine, settings_from_table
+from thinkserve.engine.remote.settings import RemoteSettings, parse_upstreams
 from thinkserve.engine.vllm.settings import VllmSettings
 from thinkserve.platform.billing import Price, PriceError, parse_prices
 from thinkserve.platform.columns import NAME_LENGTH
@@ -108,6 +109,8 @@ def load_settings(
     port: int | None = None,
     model: str | None = None,
     vllm: str | None = None,
+    upstreams: Sequence[str] = (),
+    tokenizer: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
     """Merge the sources; later ones win: catalogue, file, environment, flags."""
@@ -136,12 +139,16 @@ def load_settings(
         llama = default if isinstance(default, LlamaCppSettings) else LlamaCppSettings("default")
         engines = {"default": replace(llama, model=model)}
         models = {name: replace(spec, engine="default") for name, spec in models.items()}
+    if vllm is not None and upstreams:
+        raise ConfigError("--vllm and --upstream each serve every model name: give one of them")
     if vllm is not None:
         # --vllm: every served name uses that model directory on vLLM (the file's vLLM keys kept).
         default = engines["default"]
         on_vllm = default if isinstance(default, VllmSettings) else VllmSettings("default")
         engines = {"default": replace(on_vllm, model=vllm)}
         models = {name: replace(spec, engine="default") for name, spec in models.items()}
+    if upstreams:
+        engines, models = _upstreams(engines, models, upstreams, tokenizer)
     keys = tuple(server.get("api_keys", ()))
     if env_keys := env.get("THINKSERVE_API_KEYS"):
         keys = tuple(k.strip() for k in env_keys.split(",") if k.strip())
@@ -163,6 +170,24 @@ def load_settings(
         **_platform_tables(data),
         search=parse_search(data.get("search", {})),
     )
+
+
+def _upstreams(
+    engines: dict[str, EngineSettings],
+    models: dict[str, ModelSpec],
+    urls: Sequence[str],
+    tokenizer: str | None,
+) -> tuple[dict[str, EngineSettings], dict[str, ModelSpec]]:
+    """``--upstream URL ...``: every served name goes to that pool of engine servers (the config's
+    remote ``default`` engine keeps its other keys)."""
+    default = engines["default"]
+    remote = default if isinstance(default, RemoteSettings) else RemoteSettings("default")
+    remote = replace(
+        remote, upstreams=parse_upstreams("default", list(urls)), tokenizer=tokenizer or remote.tokenizer
+    )
+    if remote.tokenizer is None:
+        raise ConfigError("--upstream needs the model's tokenizer: --tokenizer FILE (GGUF or tokenizer.json)")
+    return {"default": remote}, {name: replace(spec, engine="default") for name, spec in models.items()}
 
 
 def _seconds(env: Mapping[str, str], server: dict[str, Any], name: str, default: float) -> float:

@@ -14,7 +14,7 @@ from thinkserve.engine.registry import KINDS, model_file, settings_from_table
 
 
 def test_every_kind_is_in_the_table() -> None:
-    assert set(KINDS) == {"llamacpp", "fake", "vllm"}
+    assert set(KINDS) == {"llamacpp", "fake", "vllm", "remote"}
 
 
 def test_tables_become_the_settings_of_their_kind(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from thinkserve.default_model import default_model_path
 from thinkserve.engine.fake.settings import FakeSettings
 from thinkserve.engine.llamacpp.settings import LlamaCppSettings
 from thinkserve.engine.protocol import Engine, Tokenizer
+from thinkserve.engine.remote.settings import RemoteSettings
 from thinkserve.engine.vllm.settings import VllmSettings
 
 #: A config value's type, or the strings it may be.
@@ -250,6 +251,28 @@ async def _vllm_vocabulary(settings: VllmSettings, path: Path) -> Vocabulary:
     return Vocabulary(await asyncio.to_thread(HfTokenizer.load, str(path)))
 
 
+# -- a pool of remote engine servers --------------------------------------------------------------
+
+
+def _remote_file(settings: RemoteSettings, data_dir: Path) -> Path:
+    settings.check()
+    assert settings.tokenizer is not None
+    return Path(settings.tokenizer).expanduser()
+
+
+async def _build_remote(settings: RemoteSettings, model_path: str, data_dir: str) -> Engine:
+    from thinkserve.engine.remote.engine import build_remote
+
+    return await build_remote(settings)
+
+
+async def _remote_vocabulary(settings: RemoteSettings, path: Path) -> Vocabulary:
+    from thinkserve.engine.remote.vocab import load_vocab
+
+    vocab = await asyncio.to_thread(load_vocab, str(path))
+    return Vocabulary(vocab.tokenizer, vocab.close)
+
+
 KINDS: Mapping[str, EngineKind[Any]] = MappingProxyType(
     {
         "llamacpp": EngineKind(LlamaCppSettings, _llamacpp_file, _build_llamacpp, _llamacpp_vocabulary),
@@ -257,5 +280,7 @@ KINDS: Mapping[str, EngineKind[Any]] = MappingProxyType(
         "fake": EngineKind(FakeSettings, _fake_file, _build_fake, _fake_vocabulary),
         # vLLM's AsyncLLM on a Hugging Face directory (optional: make install-vllm).
         "vllm": EngineKind(VllmSettings, _vllm_dir, _build_vllm, _vllm_vocabulary),
+        # Engine servers elsewhere (vLLM, llama.cpp server), driven at the token level.
+        "remote": EngineKind(RemoteSettings, _remote_file, _build_remote, _remote_vocabulary),
     }
 )

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from thinkserve.core.types import Usage
 from thinkserve.engine.protocol import Engine
+from thinkserve.monitor.upstreams import UpstreamCollector
 
 _LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
@@ -140,6 +141,8 @@ class Metrics:
 
     def watch_engines(self, source: EngineSource, lines: LineSource | None = None) -> None:
         self.registry.register(_EngineCollector(source, lines))
+        # Remote engines also report each of their upstreams.
+        self.registry.register(UpstreamCollector(source))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

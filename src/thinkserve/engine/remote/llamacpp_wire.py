@@ -1,0 +1,71 @@
+"""llama.cpp server's ``/completion`` at the token level (pure; imports core, engine.remote.wire).
+
+The request sends the prompt as token ids and asks for the sampled ids back::
+
+    POST /completion
+    {"prompt": [151644, 872, 198], "n_predict": 50, "temperature": 0.6, "top_p": 0.95,
+     "top_k": 20, "min_p": 0.0, "repeat_penalty": 1.0, "presence_penalty": 0.0, "seed": -1,
+     "stream": true, "return_tokens": true, "cache_prompt": true}
+
+and reads server-sent events; the last one has ``"stop": true``::
+
+    data: {"index": 0, "content": "Hi", "tokens": [13048], "stop": false, "id_slot": 0}
+    data: {"index": 0, "content": "", "tokens": [], "stop": true, "stop_type": "eos",
+           "tokens_cached": 41, "tokens_evaluated": 3, "timings": {"cache_n": 0, "prompt_n": 3, ...}}
+
+``stop_type`` is ``eos``, ``word`` (a stop string), ``limit`` (``n_predict``) or ``none`` (the
+context ran out). The prompt tokens reused from the slot's cache are ``timings.cache_n``; servers
+without it report 0 (their ``tokens_cached`` is ``n_past`` at the end, generated tokens included,
+so it says nothing of the prompt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Seq
+from typing import Any
+
+from thinkserve.core.types import SamplingParams
+from thinkserve.engine.remote.wire import Chunk, Finish, WireError, error_message, int_or_none, token_list
+
+_FINISH: dict[object, Finish] = {"eos": "stop", "word": "stop", "limit": "length", "none": "length"}
+
+
+class LlamaCppWire:
+    """``/completion`` with ``prompt: [ids]`` and ``return_tokens``."""
+
+    name = "llamacpp"
+    path = "/completion"
+    done_line = None
+
+    def body(self, prompt: Seq[int], max_tokens: int, sampling: SamplingParams, model: str | None) -> Any:
+        return {
+            "prompt": list(prompt),
+            "n_predict": max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": max(sampling.top_k, 0),
+            # The server's own defaults add min-p 0.05; thinkserve's sampling has none.
+            "min_p": 0.0,
+            "repeat_penalty": sampling.repetition_penalty,
+            "presence_penalty": sampling.presence_penalty,
+            # The server seeds a 32-bit RNG; -1 asks it for a random seed.
+            "seed": sampling.seed & 0xFFFFFFFF if sampling.seed is not None else -1,
+            "stream": True,
+            "return_tokens": True,
+            "cache_prompt": True,
+        }
+
+    def chunk(self, data: Any) -> Chunk:
+        message = error_message(data)
+        if message is not None:
+            raise WireError(message)
+        tokens = token_list(data.get("tokens"))
+        if not data.get("stop"):
+            return Chunk(tokens)
+        reason = data.get("stop_type", "eos")
+        finish = _FINISH.get(reason)
+        if finish is None:
+            raise WireError(f"unknown stop_type {reason!r}")
+        timings = data.get("timings")
+        cached = int_or_none(timings.get("cache_n")) if isinstance(timings, dict) else None
+        return Chunk(tokens, finish, cached if cached is not None else 0)

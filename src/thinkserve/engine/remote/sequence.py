@@ -1,0 +1,294 @@
+"""One generation over the pool: token ids out to an upstream, token events back (imports core,
+engine.protocol, engine.checkpoint, engine.queued, engine.remote).
+
+A sequence is one task that runs one or more upstream completions over the same growing token
+list (prompt, sampled tokens, injected tokens):
+
+- each completion asks for at most what is left: ``max_tokens`` less what was sampled, the room
+  left in the context, and, while the thinking-budget checkpoint is armed, the tokens left to it;
+  so an upstream stops exactly at the budget, the sequence pauses (``Paused``), and after
+  ``resume(tokens)`` the next completion sends prompt + reasoning + those tokens, which the
+  upstream's prefix cache mostly holds already;
+- a completion that ends by length before the sequence is done (the marker came before the
+  budget) is followed by another from where it stopped;
+- end-of-generation ids end the sequence (or pause it, ``Checkpoint.on_end``) and are neither
+  emitted nor counted, as in the embedded engine;
+- a completion that fails before the sequence emitted its first sampled token goes to another
+  upstream (failover); after that the sequence ends with ``EngineFailure``, which the API
+  renders as an error in the caller's dialect.
+
+``EngineFinished.cached_tokens`` is what the upstream that took the prompt reported for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence as Seq
+from typing import Literal, Protocol
+
+from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded, ThinkserveError
+from thinkserve.engine.checkpoint import CheckpointState
+from thinkserve.engine.protocol import EngineFinished, EngineRequest, Paused, TokenEvent
+from thinkserve.engine.queued import QueuedSequence
+from thinkserve.engine.remote.pool import Pool
+from thinkserve.engine.remote.upstream import Upstream, UpstreamFailure
+from thinkserve.engine.remote.vocab import Decoder, RemoteTokenizer
+
+log = logging.getLogger("thinkserve.engine.remote")
+
+#: What a completion leaves the sequence to do next.
+Step = Literal["stop", "length", "pause", "pause_end", "more"]
+
+FAILED = "The upstream engine server failed while generating this response"
+WHY = {
+    "connect": "it could not be reached",
+    "timeout": "it did not answer in time",
+    "stream": "the connection to it broke",
+    "status": "it answered with a server error",
+    "protocol": "its reply could not be read",
+    "busy": "it was busy",
+    "rejected": "it refused the request",
+}
+"""What the caller is told of each failure kind (``upstream.FailureKind``); details go to the log."""
+
+
+def failed(failure: UpstreamFailure) -> EngineFailure:
+    return EngineFailure(f"{FAILED} ({WHY.get(failure.kind, failure.kind)}).")
+
+
+class NoUpstream(Overloaded):
+    """No upstream is up, or every one refused the request before its first token (HTTP 503)."""
+
+
+class Host(Protocol):
+    """What a sequence needs of its engine."""
+
+    @property
+    def pool(self) -> Pool: ...
+
+    @property
+    def tokenizer(self) -> RemoteTokenizer: ...
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def served_model(self) -> str | None: ...
+
+    def decoder(self) -> Decoder: ...
+
+    def sampled(self, n: int) -> None:
+        """Count ``n`` more sampled tokens for the engine's stats."""
+        ...
+
+    def ended(self, sequence: RemoteSequence) -> None: ...
+
+
+class RemoteSequence(QueuedSequence):
+    """``engine.protocol.Sequence`` over the pool; see the module docstring."""
+
+    def __init__(self, host: Host, request: EngineRequest, first: Upstream) -> None:
+        super().__init__(asyncio.get_running_loop())
+        self._host = host
+        self._request = request
+        self._tokens = list(request.prompt)
+        self._sampled = 0
+        self._started = False
+        """A sampled token was emitted: from now on a failure is the caller's error."""
+        self._cached: int | None = None
+        self._gate = CheckpointState(request.checkpoint)
+        self._decoder = host.decoder()
+        self._resumes: asyncio.Queue[tuple[int, ...]] = asyncio.Queue()
+        self._upstream = first
+        """The upstream of the last completion: the next one prefers it (its cache)."""
+        self._first: Upstream | None = first
+        """Chosen by ``submit`` (which raises ``NoUpstream`` when none is up); used once."""
+        self._task = self.loop.create_task(self._run(), name=f"remote-{request.request_id}")
+
+    # -- QueuedSequence ------------------------------------------------------------------------
+
+    def _send_resume(self, tokens: Seq[int]) -> None:
+        n_vocab = self._host.tokenizer.n_vocab
+        if any(t < 0 or t >= n_vocab for t in tokens):
+            raise InvalidParameter("Token id out of range.")
+        self._resumes.put_nowait(tuple(tokens))
+
+    def _send_cancel(self) -> None:
+        self._task.cancel()
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self._generate()
+        except asyncio.CancelledError:
+            # The answer to the cancel (``settle`` waits for it): the tokens the upstream streamed
+            # were pushed as they came; closing the stream stops the upstream's generation.
+            self.push(EngineFinished("cancelled", len(self._request.prompt), 0, self._sampled))
+        except ThinkserveError as exc:
+            self.push(exc)
+        except Exception:
+            log.exception("remote sequence %s failed", self._request.request_id)
+            self.push(EngineFailure(FAILED + "."))
+        finally:
+            self._host.ended(self)
+
+    async def _generate(self) -> None:
+        request, gate = self._request, self._gate
+        context = self._host.context_length
+        while True:
+            if gate.due(self._sampled):
+                await self._pause(at_end=False)
+                if len(self._tokens) >= context:
+                    self._finish("length")
+                    return
+                continue
+            cap = min(request.max_tokens - self._sampled, context - len(self._tokens))
+            if gate.armed:
+                cap = min(cap, gate.limit - self._sampled)
+            if cap <= 0:
+                self._finish("length")
+                return
+            before = self._sampled
+            step = await self._complete(cap)
+            if step == "stop" or step == "length":
+                self._finish(step)
+                return
+            if step == "pause":
+                await self._pause(at_end=False)
+            elif step == "pause_end":
+                await self._pause(at_end=True)
+            elif self._sampled == before:
+                # Ended by length with nothing sampled: the upstream's context is full.
+                self._finish("length")
+                return
+
+    async def _pause(self, *, at_end: bool) -> None:
+        self._gate.pause()
+        self.push(Paused(at_end=at_end))
+        injected = await self._resumes.get()
+        self._gate.resume()
+        decoder = self._decoder
+        for token in injected:
+            self._tokens.append(token)
+            self.push(TokenEvent(token, decoder.feed(token), injected=True))
+
+    def _finish(self, reason: Literal["stop", "length"]) -> None:
+        cached = self._cached or 0
+        self.push(EngineFinished(reason, len(self._request.prompt), cached, self._sampled))
+
+    # -- one completion, with failover ---------------------------------------------------------
+
+    async def _complete(self, cap: int) -> Step:
+        tried: list[Upstream] = []
+        upstream, self._first = self._first, None
+        while True:
+            if upstream is None:
+                upstream = self._host.pool.choose(self._tokens, exclude=tried, prefer=self._upstream)
+                if upstream is None:
+                    raise self._no_upstream(tried)
+            tried.append(upstream)
+            try:
+                return await self._stream(upstream, cap)
+            except UpstreamFailure as failure:
+                upstream.failed(failure)
+                if not failure.retryable:
+                    log.error("upstream %s refused %s: %s", upstream.url, self._request.request_id, failure)
+                    raise failed(failure) from failure
+                if self._started:
+                    log.warning("upstream %s failed mid-stream (%s): %s", upstream.url, failure.kind, failure)
+                    raise failed(failure) from failure
+                upstream.counters.failovers += 1
+                log.warning(
+                    "upstream %s failed before the first token (%s: %s); trying another",
+                    upstream.url,
+                    failure.kind,
+                    failure,
+                )
+                upstream = None
+
+    def _no_upstream(self, tried: list[Upstream]) -> ThinkserveError:
+        if self._started:
+            return EngineFailure(f"{FAILED} (no upstream engine server is available to continue it).")
+        if tried:
+            return NoUpstream("Every upstream engine server failed to take the request; retry later.")
+        return NoUpstream("No upstream engine server is available; retry later.")
+
+    async def _stream(self, upstream: Upstream, cap: int) -> Step:
+        """One completion at ``upstream``; its tokens go out as they come."""
+        self._upstream = upstream
+        wire = upstream.wire
+        assert wire is not None
+        body = wire.body(self._tokens, cap, self._request.sampling, self._host.served_model)
+        counters = upstream.counters
+        n_vocab = self._host.tokenizer.n_vocab
+        step: Step | None = None
+        finish = None
+        sampled_before = self._sampled
+        sent = time.monotonic()
+        first_token = True
+        upstream.in_flight += 1
+        outcome = "cancelled"
+        try:
+            async with contextlib.aclosing(upstream.chunks(body)) as chunks:
+                async for chunk in chunks:
+                    if chunk.cached_tokens is not None and self._cached is None:
+                        self._cached = chunk.cached_tokens
+                        counters.prompt_tokens += len(self._request.prompt)
+                        counters.cached_tokens += chunk.cached_tokens
+                    if chunk.tokens and first_token:
+                        first_token = False
+                        counters.first_token.observe(time.monotonic() - sent)
+                    for token in chunk.tokens:
+                        if not 0 <= token < n_vocab:
+                            # Never handed to the tokenizer: an unknown id would crash llama.cpp's.
+                            raise UpstreamFailure("protocol", f"token id {token} is not in the vocabulary")
+                        if step is None:
+                            # Tokens past the end (a server ignoring max_tokens) are dropped.
+                            step = self._take(token)
+                    if chunk.finish is not None:
+                        finish = chunk.finish
+            if finish is None and step is None:
+                raise UpstreamFailure("stream", "the stream ended without a finish reason")
+            outcome = "ok"
+            upstream.succeeded()
+        except UpstreamFailure as failure:
+            outcome = "failed"
+            if step is None:
+                raise
+            # The generation got all it needed (only the usage was still to come).
+            upstream.failed(failure)
+            log.warning("upstream %s failed after the last token: %s", upstream.url, failure)
+        finally:
+            upstream.in_flight -= 1
+            counters.count(counters.requests, outcome)
+            counters.duration.observe(time.monotonic() - sent)
+            self._host.sampled(self._sampled - sampled_before)
+        if step is not None:
+            return step
+        if finish == "stop":
+            # Ended by an end-of-generation token that the server did not send back.
+            return "pause_end" if self._gate.pauses_at_end() else "stop"
+        return "more"
+
+    def _take(self, token: int) -> Step | None:
+        """One token id from the upstream; what to do next if the completion is over for us."""
+        gate = self._gate
+        if self._host.tokenizer.is_eog(token):
+            return "pause_end" if gate.pauses_at_end() else "stop"
+        self._sampled += 1
+        self._started = True
+        self._tokens.append(token)
+        final = self._sampled >= self._request.max_tokens or len(self._tokens) >= self._host.context_length
+        text = self._decoder.feed(token)
+        if final:
+            text += self._decoder.flush()
+        self.push(TokenEvent(token, text))
+        if final:
+            return "length"
+        if gate.armed and gate.after(token, text, self._sampled):
+            return "pause"
+        return None

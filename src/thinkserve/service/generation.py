@@ -53,8 +53,10 @@ class Runtime:
         self.budget = ThinkingBudget(self.chat)
 
 
-SETTLE_S = 5.0
-"""How long a cancelled generation waits for its engine to answer the cancel (``settle``)."""
+SETTLE_S = 30.0
+"""How long a cancelled generation waits for its engine to answer the cancel (``settle``). The
+answer takes one decode step; the bound only matters for an engine that stopped answering, which
+the engine process's watchdog (or its crash) ends sooner. A starved machine can take seconds."""
 
 
 @dataclass(slots=True)

@@ -30,7 +30,7 @@ log = logging.getLogger("thinkserve.engine.process")
 GENERIC_FAILURE = "The inference engine failed while generating this response."
 STATS_INTERVAL_S = 0.25
 HEARTBEAT_S = 1.0
-SETTLE_S = 5.0
+SETTLE_S = 30.0
 """How long a cancelled sequence that is not diverted may take to answer its cancel."""
 
 

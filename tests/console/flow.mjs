@@ -1,0 +1,254 @@
+// Drives the console in headless Chromium against a live thinkserve; tests/console/test_browser.py
+// starts the server (tiny model), runs this, and checks what it writes to $OUT against the CLI.
+//
+// Env: THINKSERVE_URL, ADMIN_KEY, OUT (a JSON file), SHOTS (a folder for screenshots),
+// CHROMIUM (default /usr/bin/chromium). Any failed step throws: the exit status is non-zero.
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.THINKSERVE_URL;
+const ADMIN_KEY = process.env.ADMIN_KEY;
+const SHOTS = process.env.SHOTS;
+const BUDGET = 24;
+const out = { external: [] };
+
+function watchRequests(context) {
+  // The console must work offline: every request goes to this server (data: and blob: are local).
+  context.on("request", (request) => {
+    const url = request.url();
+    if (!url.startsWith(BASE + "/") && !url.startsWith("data:") && !url.startsWith("blob:")) {
+      out.external.push(url);
+    }
+  });
+  // Anything the page logs as an error is a failure of the console.
+  context.on("weberror", (error) => out.pageErrors.push(String(error.error())));
+}
+
+async function logIn(page, key) {
+  await page.goto(`${BASE}/console`);
+  const field = page.locator("#login-key");
+  await field.focus();
+  await page.keyboard.type(key);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("body[data-state='in']");
+}
+
+// Records each phase the newest turn goes through, so that the order can be checked afterwards.
+const PHASES = `
+  window.__phases = [];
+  new MutationObserver(() => {
+    const turns = document.querySelectorAll(".turn");
+    const last = turns[turns.length - 1];
+    if (!last) return;
+    const key = turns.length + ":" + last.dataset.phase;
+    if (window.__phases[window.__phases.length - 1] !== key) window.__phases.push(key);
+  }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-phase"] });
+`;
+
+async function stats(turn) {
+  const values = {};
+  for (const stat of await turn.locator(".stat").all()) {
+    values[await stat.getAttribute("data-stat")] = (await stat.locator("dd").textContent()).trim();
+  }
+  return values;
+}
+
+async function playground(page, cdp, requests) {
+  await page.waitForSelector("#play-model option[value='qwen-plus']");
+  await page.selectOption("#play-model", "qwen-plus");
+  // qwen-plus is hybrid and off by default: switch thinking on and limit its budget.
+  assert.equal(await page.isChecked("#play-thinking"), false);
+  await page.check("#play-thinking");
+  await page.check("#play-limit");
+  await page.fill("#play-budget", String(BUDGET));
+  assert.equal(await page.inputValue("#play-budget-range"), String(BUDGET));
+  assert.equal(await page.getAttribute("#play-budget-range", "max"), "81920");
+  // The catalogue's rules of the model are on the page.
+  out.rules = (await page.locator(".rules").textContent()).trim();
+  // Slow the network so that the stream can be seen while it runs (the tiny model is fast).
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: 1500,
+    uploadThroughput: -1,
+  });
+  await page.fill("#play-input", "What is 2 + 3? Explain briefly.");
+  await page.keyboard.press("Control+Enter");
+  const turn = page.locator(".turn").nth(0);
+  await page.waitForSelector(".turn .reasoning-text:not(:empty)");
+  // Mid-stream: the reasoning pane is filling and the answer has not ended.
+  await page.waitForFunction(() => document.querySelector(".reasoning-text")?.textContent.length > 20, null, {
+    polling: "raf",
+  });
+  const phase = await turn.getAttribute("data-phase");
+  assert.ok(["reasoning", "answer"].includes(phase), `mid-stream phase ${phase}`);
+  await page.screenshot({ path: join(SHOTS, "console-playground.png") });
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: -1,
+  });
+  await page.waitForSelector(".turn[data-phase='done'] .stats", { timeout: 120_000 });
+  const first = {
+    reasoning: await turn.locator(".reasoning-text").textContent(),
+    answer: (await turn.locator(".answer").textContent()).trim(),
+    stats: await stats(turn),
+    reasoningOpen: await turn.locator("details.reasoning").evaluate((d) => d.open),
+  };
+  first.phases = await page.evaluate(() => window.__phases);
+  out.first = first;
+  // A second turn, thinking off: the history goes back with the first turn's reasoning.
+  await page.uncheck("#play-thinking");
+  await page.fill("#play-input", "And 4 + 4?");
+  await page.click("#play-send");
+  await page.waitForSelector(".turn:nth-child(2)[data-phase='done'] .stats", { timeout: 120_000 });
+  const second = page.locator(".turn").nth(1);
+  out.second = {
+    answer: (await second.locator(".answer").textContent()).trim(),
+    reasoningPanes: await second.locator("details.reasoning").count(),
+    stats: await stats(second),
+  };
+  out.requests = requests;
+}
+
+async function keys(page, browser) {
+  // Alt+3 opens the third page of the navigation (Keys) from the keyboard.
+  await page.locator("#play-input").focus();
+  await page.keyboard.press("Alt+3");
+  await page.waitForSelector("#key-create");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "view");
+  await page.fill("#key-name", "browser-test");
+  await page.fill("#key-workspace", "ws-browser");
+  await page.fill("#key-rpm", "60");
+  await page.fill("#key-tpm", "100000");
+  await page.fill("#key-concurrency", "2");
+  await page.fill("#key-quota_tokens", "1000");
+  await page.fill("#key-spend_limit", "5");
+  await page.click("#key-create-submit");
+  const secret = await (await page.waitForSelector("#new-key-secret")).inputValue();
+  assert.match(secret, /^sk-/);
+  const row = page.locator("#keys-table tr", { hasText: "browser-test" });
+  const keyId = await row.getAttribute("data-key");
+  out.key = { id: keyId, cells: await row.locator("td").allTextContents() };
+  await page.click("#new-key-done");
+  assert.equal(await page.locator("#new-key-secret").count(), 0, "the secret is shown once");
+  // The new key works, and logged in, it sees the playground and its own usage only.
+  const call = () =>
+    fetch(`${BASE}/compatible-mode/v1/chat/completions`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ model: "qwen-plus", messages: [{ role: "user", content: "hi" }], max_tokens: 8 }),
+    });
+  out.key.before = (await call()).status;
+  const own = await browser.newContext();
+  watchRequests(own);
+  const ownPage = await own.newPage();
+  await logIn(ownPage, secret);
+  out.key.navVisible = await ownPage.locator("#nav a[data-page]:visible").allTextContents();
+  await ownPage.goto(`${BASE}/console#/usage`);
+  await ownPage.waitForSelector("#usage-table tbody tr");
+  out.key.ownRows = await ownPage.locator("#usage-table tbody tr").count();
+  out.key.ownCalls = await ownPage.locator("#usage-table td[data-col='calls']").allTextContents();
+  await own.close();
+  await page.screenshot({ path: join(SHOTS, "console-keys.png"), fullPage: true });
+  // Revoke it from the list, keyboard-confirmed, and see its calls fail.
+  await row.getByRole("button", { name: /browser-test/ }).click();
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(`#keys-table tr[data-key='${keyId}'][data-revoked='true']`);
+  out.key.after = (await call()).status;
+}
+
+async function usage(page) {
+  await page.click("#nav a[data-page='usage']");
+  await page.waitForSelector("#usage-table");
+  await page.click("#usage-apply");
+  await page.waitForSelector("figure[data-metric='calls'] .u-over");
+  const rows = [];
+  for (const tr of await page.locator("#usage-table tbody tr").all()) {
+    const row = { hour: await tr.getAttribute("data-hour"), model: await tr.getAttribute("data-model") };
+    for (const td of await tr.locator("td[data-col]").all()) {
+      row[await td.getAttribute("data-col")] = (await td.textContent()).trim();
+    }
+    rows.push(row);
+  }
+  out.usageRows = rows;
+  // The chart: hover its point and read uPlot's legend, which shows the values under the cursor.
+  const over = page.locator("figure[data-metric='calls'] .u-over");
+  const box = await over.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  out.callsLegend = await page.locator("figure[data-metric='calls'] .u-legend").textContent();
+  const outputBox = await page.locator("figure[data-metric='output_tokens'] .u-over").boundingBox();
+  await page.mouse.move(outputBox.x + outputBox.width / 2, outputBox.y + outputBox.height / 2);
+  out.outputLegend = await page.locator("figure[data-metric='output_tokens'] .u-legend").textContent();
+  const download = page.waitForEvent("download");
+  await page.click("#usage-csv");
+  const file = await (await download).createReadStream();
+  const chunks = [];
+  for await (const chunk of file) chunks.push(chunk);
+  out.csv = Buffer.concat(chunks).toString("utf8");
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.screenshot({ path: join(SHOTS, "console-usage.png"), fullPage: true });
+}
+
+async function engines(page) {
+  await page.keyboard.press("Alt+4");
+  await page.waitForSelector("#engines-table tr[data-engine='default']");
+  // Two readings make a rate: wait for the decode tok/s cell to hold a number.
+  await page.waitForFunction(() => /\d/.test(document.querySelector("td[data-col='tps']")?.textContent ?? ""));
+  const row = page.locator("#engines-table tr[data-engine='default']");
+  out.engine = {
+    state: await row.getAttribute("data-state"),
+    slots: (await row.locator("td[data-col='slots']").textContent()).trim(),
+    queue: (await row.locator("td[data-col='queue']").textContent()).trim(),
+    tps: (await row.locator("td[data-col='tps']").textContent()).trim(),
+  };
+}
+
+async function chinese(browser) {
+  const context = await browser.newContext({ locale: "zh-CN" });
+  watchRequests(context);
+  const page = await context.newPage();
+  await logIn(page, ADMIN_KEY);
+  await page.goto(`${BASE}/console?lang=zh#/usage`);
+  await page.waitForSelector("#usage-table");
+  out.chinese = {
+    nav: await page.locator("#nav a[data-page]:visible").allTextContents(),
+    title: await page.locator("h1").first().textContent(),
+  };
+  await context.close();
+}
+
+async function main() {
+  out.pageErrors = [];
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--lang=en-US"],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: "en-US" });
+    watchRequests(context);
+    await context.addInitScript(PHASES);
+    const page = await context.newPage();
+    const requests = [];
+    page.on("request", (r) => {
+      if (r.url().endsWith("/chat/completions")) requests.push(JSON.parse(r.postData()));
+    });
+    const cdp = await context.newCDPSession(page);
+    await logIn(page, ADMIN_KEY);
+    out.navAdmin = await page.locator("#nav a[data-page]:visible").allTextContents();
+    await playground(page, cdp, requests);
+    await keys(page, browser);
+    await usage(page);
+    await engines(page);
+    await chinese(browser);
+    await context.close();
+  } finally {
+    await browser.close();
+    await writeFile(process.env.OUT, JSON.stringify(out, null, 2));
+  }
+}
+
+await main();

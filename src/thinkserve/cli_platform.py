@@ -7,7 +7,8 @@ never the HTTP layer).
                            [--concurrency N] [--quota-tokens N] [--spend-limit 25.00] [--admin]
     thinkserve keys list [--all] [--json]
     thinkserve keys revoke key_1a2b3c4d5e6f        (or a shown prefix, sk-3f2a, naming one key)
-    thinkserve usage [--since 24h] [--until T] [--model M] [--key ID] [--workspace W] [--by key,workspace,mode] [--json]
+    thinkserve usage [--since 24h] [--until T] [--model M] [--key ID] [--workspace W]
+                     [--by key,workspace,mode] [--json]
     thinkserve db upgrade | db current
 
 Each takes ``--config FILE`` and ``--database-url URL`` (else ``THINKSERVE_DATABASE_URL``, else

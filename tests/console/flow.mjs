@@ -56,7 +56,7 @@ async function stats(turn) {
 }
 
 async function playground(page, cdp, requests) {
-  await page.waitForSelector("#play-model option[value='qwen-plus']");
+  await page.waitForFunction(() => [...document.querySelectorAll("#play-model option")].some((o) => o.value === "qwen-plus"));
   await page.selectOption("#play-model", "qwen-plus");
   // qwen-plus is hybrid and off by default: switch thinking on and limit its budget.
   assert.equal(await page.isChecked("#play-thinking"), false);
@@ -78,12 +78,13 @@ async function playground(page, cdp, requests) {
   await page.keyboard.press("Control+Enter");
   const turn = page.locator(".turn").nth(0);
   await page.waitForSelector(".turn .reasoning-text:not(:empty)");
-  // Mid-stream: the reasoning pane is filling and the answer has not ended.
-  await page.waitForFunction(() => document.querySelector(".reasoning-text")?.textContent.length > 20, null, {
-    polling: "raf",
-  });
-  const phase = await turn.getAttribute("data-phase");
-  assert.ok(["reasoning", "answer"].includes(phase), `mid-stream phase ${phase}`);
+  // Mid-stream: the reasoning pane is filled and the answer has begun (the network is slow).
+  await page.waitForFunction(
+    () => document.querySelector(".turn[data-phase='answer'] .answer")?.textContent.length >= 12,
+    null,
+    { timeout: 120_000, polling: "raf" },
+  );
+  assert.ok((await turn.locator(".reasoning-text").textContent()).length > 0);
   await page.screenshot({ path: join(SHOTS, "console-playground.png") });
   await cdp.send("Network.emulateNetworkConditions", {
     offline: false,
@@ -111,7 +112,56 @@ async function playground(page, cdp, requests) {
     reasoningPanes: await second.locator("details.reasoning").count(),
     stats: await stats(second),
   };
+  // A model that honours /think and /no_think: the directive goes at the end of the message.
+  await page.click("text=New conversation");
+  await page.selectOption("#play-model", "qwen3-8b");
+  assert.equal(await page.isChecked("#play-thinking"), true, "qwen3-8b thinks by default");
+  await page.check("input[name='play-directive'][value='/no_think']");
+  await page.fill("#play-input", "Hello");
+  await page.click("#play-send");
+  await page.waitForSelector(".turn[data-phase='done'] .stats", { timeout: 120_000 });
+  const third = page.locator(".turn").nth(0);
+  out.directive = {
+    reasoningPanes: await third.locator("details.reasoning").count(),
+    stats: await stats(third),
+    shown: await third.locator(".directive").textContent(),
+  };
   out.requests = requests;
+}
+
+// Markdown, code and maths as the playground renders them, from a canned stream (this call never
+// reaches the server); the model's text is never trusted as HTML.
+const CANNED = [
+  { reasoning_content: "Think of $a^2$." },
+  { content: "**Pythagoras**: $a^2 + b^2 = c^2$ and\n\n$$\\int_0^1 x\\,dx$$\n\n" },
+  { content: "```python\nprint('hi')\n```\n\n<img src=x onerror=alert(1)><script>alert(2)</script>" },
+];
+
+async function rendering(browser) {
+  const context = await browser.newContext();
+  watchRequests(context);
+  const page = await context.newPage();
+  await page.route("**/compatible-mode/v1/chat/completions", (route) => {
+    const frames = CANNED.map((delta) => `data: ${JSON.stringify({ choices: [{ index: 0, delta }] })}\n\n`);
+    const usage = { prompt_tokens: 5, completion_tokens: 9, completion_tokens_details: { reasoning_tokens: 3 } };
+    frames.push(`data: ${JSON.stringify({ choices: [], usage })}\n\n`, "data: [DONE]\n\n");
+    route.fulfill({ status: 200, contentType: "text/event-stream", body: frames.join("") });
+  });
+  await logIn(page, ADMIN_KEY);
+  await page.waitForFunction(() => document.querySelectorAll("#play-model option").length > 0);
+  await page.fill("#play-input", "maths?");
+  await page.click("#play-send");
+  await page.waitForSelector(".turn[data-phase='done']");
+  const answer = page.locator(".turn .answer");
+  out.rendering = {
+    strong: await answer.locator("strong").textContent(),
+    inlineMath: await answer.locator("math:not([display='block'])").count(),
+    blockMath: await answer.locator("math[display='block']").count(),
+    code: await answer.locator("pre code.language-python .hljs-built_in").count(),
+    scripts: await answer.locator("script, img").count(),
+    reasoning: await page.locator(".turn .reasoning-text").textContent(),
+  };
+  await context.close();
 }
 
 async function keys(page, browser) {
@@ -130,8 +180,8 @@ async function keys(page, browser) {
   await page.click("#key-create-submit");
   const secret = await (await page.waitForSelector("#new-key-secret")).inputValue();
   assert.match(secret, /^sk-/);
-  const row = page.locator("#keys-table tr", { hasText: "browser-test" });
-  const keyId = await row.getAttribute("data-key");
+  const keyId = await page.locator("#new-key-id").textContent();
+  const row = page.locator(`#keys-table tr[data-key='${keyId}']`);
   out.key = { id: keyId, cells: await row.locator("td").allTextContents() };
   await page.click("#new-key-done");
   assert.equal(await page.locator("#new-key-secret").count(), 0, "the secret is shown once");
@@ -156,9 +206,22 @@ async function keys(page, browser) {
   await page.screenshot({ path: join(SHOTS, "console-keys.png"), fullPage: true });
   // Revoke it from the list, keyboard-confirmed, and see its calls fail.
   await row.getByRole("button", { name: /browser-test/ }).click();
+  await page.waitForFunction(() => document.activeElement?.closest(".confirm") != null);
   await page.keyboard.press("Enter");
   await page.waitForSelector(`#keys-table tr[data-key='${keyId}'][data-revoked='true']`);
   out.key.after = (await call()).status;
+}
+
+// Moves the mouse across a chart from its right edge until the legend names `hour`.
+async function legendAt(page, metric, hour) {
+  const figure = page.locator(`figure[data-metric='${metric}']`);
+  const box = await figure.locator(".u-over").boundingBox();
+  for (let x = box.x + box.width - 1; x > box.x; x -= 2) {
+    await page.mouse.move(x, box.y + box.height / 2);
+    const legend = await figure.locator(".u-legend").textContent();
+    if (legend.includes(hour)) return legend;
+  }
+  throw new Error(`no point of ${hour} on the ${metric} chart`);
 }
 
 async function usage(page) {
@@ -175,21 +238,18 @@ async function usage(page) {
     rows.push(row);
   }
   out.usageRows = rows;
-  // The chart: hover its point and read uPlot's legend, which shows the values under the cursor.
-  const over = page.locator("figure[data-metric='calls'] .u-over");
-  const box = await over.boundingBox();
-  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-  out.callsLegend = await page.locator("figure[data-metric='calls'] .u-legend").textContent();
-  const outputBox = await page.locator("figure[data-metric='output_tokens'] .u-over").boundingBox();
-  await page.mouse.move(outputBox.x + outputBox.width / 2, outputBox.y + outputBox.height / 2);
-  out.outputLegend = await page.locator("figure[data-metric='output_tokens'] .u-legend").textContent();
+  // The charts: point at the hour of the newest row and read uPlot's legend, which shows the values
+  // under the cursor.
+  const hour = rows[rows.length - 1].hour.slice(0, 13).replace("T", " ") + ":00";
+  out.callsLegend = await legendAt(page, "calls", hour);
+  out.outputLegend = await legendAt(page, "output_tokens", hour);
   const download = page.waitForEvent("download");
   await page.click("#usage-csv");
   const file = await (await download).createReadStream();
   const chunks = [];
   for await (const chunk of file) chunks.push(chunk);
   out.csv = Buffer.concat(chunks).toString("utf8");
-  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await legendAt(page, "calls", hour);
   await page.screenshot({ path: join(SHOTS, "console-usage.png"), fullPage: true });
 }
 
@@ -216,7 +276,7 @@ async function chinese(browser) {
   await page.waitForSelector("#usage-table");
   out.chinese = {
     nav: await page.locator("#nav a[data-page]:visible").allTextContents(),
-    title: await page.locator("h1").first().textContent(),
+    title: await page.locator("#app h1").first().textContent(),
   };
   await context.close();
 }
@@ -240,6 +300,7 @@ async function main() {
     await logIn(page, ADMIN_KEY);
     out.navAdmin = await page.locator("#nav a[data-page]:visible").allTextContents();
     await playground(page, cdp, requests);
+    await rendering(browser);
     await keys(page, browser);
     await usage(page);
     await engines(page);

@@ -114,6 +114,25 @@ def test_playground_streams_reasoning_then_answer(flow: dict[str, Any]) -> None:
     assert second["reasoningPanes"] == 0 and second["stats"]["reasoning"] == "0" and second["answer"]
 
 
+def test_no_think_directive(flow: dict[str, Any]) -> None:
+    """qwen3-8b honours /no_think: the message carries it and the answer comes without reasoning."""
+    asked = flow["requests"][2]
+    assert asked["model"] == "qwen3-8b" and asked["messages"] == [
+        {"role": "user", "content": "Hello /no_think"}
+    ]
+    directive = flow["directive"]
+    assert directive["shown"].strip() == "/no_think"
+    assert directive["reasoningPanes"] == 0 and directive["stats"]["reasoning"] == "0"
+
+
+def test_markdown_code_and_maths_are_rendered_and_sanitised(flow: dict[str, Any]) -> None:
+    rendered = flow["rendering"]
+    assert rendered["strong"] == "Pythagoras" and rendered["code"] == 1
+    assert rendered["inlineMath"] == 1 and rendered["blockMath"] == 1
+    assert rendered["scripts"] == 0  # <img onerror> and <script> from the model are dropped
+    assert rendered["reasoning"] == "Think of $a^2$."  # reasoning is shown as text
+
+
 def test_roles_and_keyboard(flow: dict[str, Any]) -> None:
     assert flow["navAdmin"] == ["Playground", "Usage", "Keys", "Engines"]
     assert flow["key"]["navVisible"] == ["Playground", "Usage"]
@@ -136,26 +155,41 @@ def _cli_rows(config: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
-def test_usage_page_shows_the_numbers_of_the_cli(flow: dict[str, Any], server: tuple[ServerProcess, Path]) -> None:
+def test_usage_page_shows_the_numbers_of_the_cli(
+    flow: dict[str, Any], server: tuple[ServerProcess, Path]
+) -> None:
     rows = _cli_rows(server[1])
     assert rows, "the CLI saw no usage"
     page = {(r["hour"], r["model"]): r for r in flow["usageRows"]}
     assert set(page) == {(r["hour"], r["model"]) for r in rows}
     for row in rows:
         shown = page[(row["hour"], row["model"])]
-        for field in ("calls", "errors", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"):
+        for field in (
+            "calls",
+            "errors",
+            "input_tokens",
+            "cached_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+        ):
             assert int(shown[field]) == row[field], field
         assert shown["cost"] == row["cost"]
         for name, values in (("latency", row["latency_ms"]), ("ttft", row["ttft_ms"])):
             for p in ("p50", "p95"):
                 assert shown[f"{name}_{p}"] == ("–" if values[p] is None else _number(values[p])), (name, p)
-    # The playground's two calls and the new key's one.
+    # The playground's two calls and the new key's one; the /no_think call.
     assert sum(r["calls"] for r in rows if r["model"] == "qwen-plus") == 3
-    # The chart's legend, at its one hour, shows the same figures.
-    if len(rows) == 1:
-        assert re.search(rf"qwen-plus\s*{rows[0]['calls']}\b", flow["callsLegend"]), flow["callsLegend"]
-        output = f"{rows[0]['output_tokens']:,}"
-        assert re.search(rf"qwen-plus\s*{output}\b", flow["outputLegend"]), flow["outputLegend"]
+    assert sum(r["calls"] for r in rows if r["model"] == "qwen3-8b") == 1
+    # The charts' legends, at the newest hour, show the same figures.
+    newest = [r for r in rows if r["hour"] == rows[-1]["hour"]]
+    for row in newest:
+        assert re.search(rf"{re.escape(row['model'])}\s*{row['calls']:,}(?!\d)", flow["callsLegend"]), flow[
+            "callsLegend"
+        ]
+        output = f"{row['output_tokens']:,}"
+        assert re.search(rf"{re.escape(row['model'])}\s*{output}(?!\d)", flow["outputLegend"]), flow[
+            "outputLegend"
+        ]
     # And the CSV export carries them too.
     exported = list(csv.DictReader(io.StringIO(flow["csv"])))
     assert [(r["hour"], r["model"], int(r["calls"]), r["cost"]) for r in exported] == [

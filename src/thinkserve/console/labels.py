@@ -152,7 +152,9 @@ _EN: dict[str, str] = {
     "keys.revoke.yes": "Yes, revoke",
     "keys.revoke.no": "Cancel",
     "keys.revoked": "revoked {when}",
-    "engines.note": "Live, every 2 s: the figures /metrics serves. Decode tok/s is the rate of sampled tokens.",
+    "engines.note": (
+        "Live, every 2 s: the figures /metrics serves. Decode tok/s is the rate of sampled tokens."
+    ),
     "engines.col.name": "Engine",
     "engines.col.state": "Health",
     "engines.col.slots": "Slots busy",

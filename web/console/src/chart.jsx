@@ -19,7 +19,11 @@ export function HourlyChart({ id, title, hours, series, format }) {
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       cursor: { points: { size: 7 } },
       legend: { live: true },
-      scales: { x: { time: true } },
+      // Half an hour of margin either side, so that the first and last hours' points show whole.
+      scales: {
+        x: { time: true, auto: false, range: [hours[0] - 1800, hours[hours.length - 1] + 1800] },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] },
+      },
       axes: [{}, { size: 60, values: (u, ticks) => ticks.map((v) => format(v)) }],
       series: [
         { label: "UTC", value: "{YYYY}-{MM}-{DD} {HH}:00" },
@@ -28,7 +32,8 @@ export function HourlyChart({ id, title, hours, series, format }) {
           stroke: s.colour,
           dash: s.dashed ? [5, 4] : undefined,
           width: 2,
-          points: { show: true, size: 6, fill: s.colour },
+          // Percentiles have no value in hours without calls: their points stand alone.
+          points: { show: s.gaps || hours.length <= 72, size: 5, fill: s.colour },
           value: (u, v) => (v == null ? "–" : format(v)),
         })),
       ],

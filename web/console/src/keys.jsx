@@ -15,6 +15,9 @@ function NewKey({ created, onDone }) {
     <div class="new-key panel" role="alertdialog" aria-labelledby="new-key-title" aria-describedby="new-key-note">
       <h2 id="new-key-title">{t("keys.new.title", { name: created.name })}</h2>
       <p id="new-key-note">{t("keys.new.once")}</p>
+      <p>
+        {t("keys.col.id")} <code id="new-key-id">{created.id}</code>
+      </p>
       <input id="new-key-secret" ref={field} readOnly value={created.key} aria-label={t("keys.new.secret")} />
       <div class="actions">
         <button

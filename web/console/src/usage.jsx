@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { getJson } from "./api.js";
 import { HourlyChart, colourOf } from "./chart.jsx";
-import { count, csvOf, ms } from "./format.js";
+import { count, csvOf } from "./format.js";
 import { t } from "./labels.js";
 
 const SUMS = ["calls", "errors", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"];
@@ -38,8 +38,20 @@ function addMoney(values) {
   return `${nano / 1000000000n}${frac ? `.${frac}` : ""}`;
 }
 
-function chartsOf(rows) {
-  const hours = [...new Set(rows.map(hourOf))].sort((a, b) => a - b);
+// Every hour of the range asked for (when it is not too long to draw), so that counts read 0 where
+// there were no calls; else only the hours that had calls.
+function hoursOf(rows, range) {
+  const had = rows.map(hourOf);
+  if (range && (range[1] - range[0]) / 3600 <= 2000) {
+    const first = Math.min(range[0], ...had);
+    const last = Math.max(range[1], ...had);
+    return Array.from({ length: (last - first) / 3600 + 1 }, (_, i) => first + i * 3600);
+  }
+  return [...new Set(had)].sort((a, b) => a - b);
+}
+
+function chartsOf(rows, range) {
+  const hours = hoursOf(rows, range);
   const models = [...new Set(rows.map((r) => r.model))].sort();
   const at = new Map(rows.map((r) => [`${hourOf(r)} ${r.model}`, r]));
   const column = (model, pick, empty) =>
@@ -56,6 +68,7 @@ function chartsOf(rows) {
             label: `${model} ${p}`,
             colour: colourOf(i),
             dashed: p === "p95",
+            gaps: true,
             values: column(model, (r) => chart.percentiles(r)[p], null),
           });
         }
@@ -63,7 +76,11 @@ function chartsOf(rows) {
         series.push({ label: model, colour: colourOf(i), values: column(model, chart.value, 0) });
       }
     });
-    const format = chart.percentiles ? (v) => ms(v) : chart.money ? (v) => String(+v.toPrecision(6)) : count;
+    const format = chart.percentiles
+      ? (v) => `${+v.toPrecision(3)} ms`
+      : chart.money
+        ? (v) => String(+v.toPrecision(6))
+        : count;
     return { ...chart, hours, series, format };
   });
 }
@@ -90,6 +107,7 @@ export function Usage({ me }) {
   const [rows, setRows] = useState(null);
   const [error, setError] = useState(null);
   const [asked, setAsked] = useState(0);
+  const [range, setRange] = useState(null);
 
   useEffect(() => {
     if (me.admin) getJson("/admin/v1/keys").then((b) => setKeys(b.data), () => setKeys([]));
@@ -99,12 +117,18 @@ export function Usage({ me }) {
     const params = { since, until, model: model.trim() };
     if (me.admin) Object.assign(params, { key, workspace: workspace.trim() });
     setError(null);
+    // The charts span the hours asked for, whichever of them had calls.
+    const last = until ? Date.parse(`${until}Z`) / 1000 : Date.now() / 1000;
+    const span = [Math.floor(Date.parse(`${since}Z`) / 3600000) * 3600, Math.floor(last / 3600) * 3600];
     getJson(me.admin ? "/admin/v1/usage" : "/admin/v1/me/usage", params)
-      .then((b) => setRows(b.data))
+      .then((b) => {
+        setRange(span);
+        setRows(b.data);
+      })
       .catch((e) => setError(e.message));
   }, [asked]);
 
-  const charts = useMemo(() => chartsOf(rows ?? []), [rows]);
+  const charts = useMemo(() => chartsOf(rows ?? [], range), [rows, range]);
   const totals = useMemo(() => {
     const sums = Object.fromEntries(SUMS.map((k) => [k, (rows ?? []).reduce((s, r) => s + r[k], 0)]));
     return { ...sums, cost: addMoney((rows ?? []).map((r) => r.cost)) };
@@ -195,7 +219,14 @@ export function Usage({ me }) {
           ) : (
             <div class="charts">
               {charts.map((c) => (
-                <HourlyChart key={c.id} id={c.id} title={t(`usage.chart.${c.id}`)} hours={c.hours} series={c.series} format={c.format} />
+                <HourlyChart
+                  key={c.id}
+                  id={c.id}
+                  title={t(`usage.chart.${c.id}`)}
+                  hours={c.hours}
+                  series={c.series}
+                  format={c.format}
+                />
               ))}
             </div>
           )}

@@ -38,7 +38,12 @@ async def me(request: Request) -> Response:
     except ThinkserveError as error:
         return error_response(error, new_request_id())
     return json_response(
-        {"id": principal.key_id, "name": principal.name, "workspace": principal.bound, "admin": principal.admin}
+        {
+            "id": principal.key_id,
+            "name": principal.name,
+            "workspace": principal.bound,
+            "admin": principal.admin,
+        }
     )
 
 

@@ -34,12 +34,12 @@ from starlette.routing import BaseRoute, Route
 
 from thinkserve.api.admin import caller
 from thinkserve.api.admin.bodies import error_response, parse_new_key
+from thinkserve.api.admin.usage_query import UsageQuery
 from thinkserve.api.app_state import AppState
 from thinkserve.api.http import json_response, new_request_id, read_body, workspace_header
 from thinkserve.core.errors import Forbidden, InvalidParameter, RouteNotFound, ThinkserveError
 from thinkserve.monitor.engine_figures import engine_figures
 from thinkserve.monitor.metrics import Metrics
-from thinkserve.api.admin.usage_query import UsageQuery
 from thinkserve.platform.administration import OutOfScope, key_json
 from thinkserve.platform.columns import KEY_ID_LENGTH
 from thinkserve.platform.keys import AmbiguousKey

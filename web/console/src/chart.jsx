@@ -9,6 +9,13 @@ export function colourOf(index) {
   return COLOURS[index % COLOURS.length];
 }
 
+// 24-hour UTC labels; midnight shows the date instead.
+function hourLabel(ts) {
+  const d = new Date(ts * 1000);
+  const hour = d.getUTCHours();
+  return hour === 0 ? d.toISOString().slice(5, 10) : `${String(hour).padStart(2, "0")}:00`;
+}
+
 export function HourlyChart({ id, title, hours, series, format }) {
   const box = useRef(null);
   useEffect(() => {
@@ -24,7 +31,10 @@ export function HourlyChart({ id, title, hours, series, format }) {
         x: { time: true, auto: false, range: [hours[0] - 1800, hours[hours.length - 1] + 1800] },
         y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] },
       },
-      axes: [{}, { size: 60, values: (u, ticks) => ticks.map((v) => format(v)) }],
+      axes: [
+        { values: (u, ticks) => ticks.map(hourLabel) },
+        { size: 60, values: (u, ticks) => ticks.map((v) => format(v)) },
+      ],
       series: [
         { label: "UTC", value: "{YYYY}-{MM}-{DD} {HH}:00" },
         ...series.map((s) => ({

@@ -297,7 +297,17 @@ async function main() {
       if (r.url().endsWith("/chat/completions")) requests.push(JSON.parse(r.postData()));
     });
     const cdp = await context.newCDPSession(page);
+    // A wrong key is refused at the door, and nothing is kept.
+    await page.goto(`${BASE}/console`);
+    await page.fill("#login-key", "sk-not-a-key");
+    await page.press("#login-key", "Enter");
+    await page.waitForFunction(() => document.getElementById("login-error").textContent.length > 0);
+    out.wrongKey = {
+      error: await page.textContent("#login-error"),
+      kept: await page.evaluate(() => sessionStorage.length),
+    };
     await logIn(page, ADMIN_KEY);
+    out.kept = await page.evaluate(() => ({ session: Object.keys(sessionStorage), local: localStorage.length }));
     out.navAdmin = await page.locator("#nav a[data-page]:visible").allTextContents();
     await playground(page, cdp, requests);
     await rendering(browser);

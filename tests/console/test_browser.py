@@ -134,6 +134,8 @@ def test_markdown_code_and_maths_are_rendered_and_sanitised(flow: dict[str, Any]
 
 
 def test_roles_and_keyboard(flow: dict[str, Any]) -> None:
+    assert flow["wrongKey"] == {"error": "This key is not valid here.", "kept": 0}
+    assert flow["kept"] == {"session": ["thinkserve.console.key"], "local": 0}
     assert flow["navAdmin"] == ["Playground", "Usage", "Keys", "Engines"]
     assert flow["key"]["navVisible"] == ["Playground", "Usage"]
     assert flow["chinese"]["nav"] == ["Playground", "用量", "API Key", "引擎"]

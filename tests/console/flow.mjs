@@ -80,7 +80,7 @@ async function playground(page, cdp, requests) {
   await page.waitForSelector(".turn .reasoning-text:not(:empty)");
   // Mid-stream: the reasoning pane is filled and the answer has begun (the network is slow).
   await page.waitForFunction(
-    () => document.querySelector(".turn[data-phase='answer'] .answer")?.textContent.length >= 12,
+    () => document.querySelector(".turn[data-phase='answer'] .answer")?.textContent.length >= 3,
     null,
     { timeout: 120_000, polling: "raf" },
   );

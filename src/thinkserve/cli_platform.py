@@ -7,7 +7,8 @@ never the HTTP layer).
                            [--concurrency N] [--quota-tokens N] [--spend-limit 25.00] [--admin]
     thinkserve keys list [--all] [--json]
     thinkserve keys revoke key_1a2b3c4d5e6f        (or a shown prefix, sk-3f2a, naming one key)
-    thinkserve usage [--since 24h] [--until T] [--model M] [--key ID] [--by key,workspace,mode] [--json]
+    thinkserve usage [--since 24h] [--until T] [--model M] [--key ID] [--workspace W]
+                     [--by key,workspace,mode] [--json]
     thinkserve db upgrade | db current
 
 Each takes ``--config FILE`` and ``--database-url URL`` (else ``THINKSERVE_DATABASE_URL``, else
@@ -74,6 +75,7 @@ def register(sub: Any, *, serve: argparse.ArgumentParser) -> None:
     usage.add_argument("--until", default=None)
     usage.add_argument("--model", default=None)
     usage.add_argument("--key", default=None, help="one key id")
+    usage.add_argument("--workspace", default=None, help="only the usage recorded under this workspace")
     usage.add_argument("--by", default="", help="also group by: key, workspace, mode (comma-separated)")
     usage.add_argument("--json", action="store_true", help="one JSON object per hour x model")
     usage.set_defaults(func=_run(_usage))
@@ -221,7 +223,9 @@ async def _usage(args: argparse.Namespace, settings: Settings, store: Store) -> 
         # Journals of servers that died are stored first, so that nothing they metered is missing.
         platform = settings.platform
         await replay_orphans(store, platform.journal_dir, platform.prices)
-        rows = await report.hourly(store, since, until, model=args.model, key_id=args.key, by=by)
+        rows = await report.hourly(
+            store, since, until, model=args.model, key_id=args.key, by=by, workspace=args.workspace
+        )
     except ValueError as exc:
         log.error("%s", exc)
         return 2

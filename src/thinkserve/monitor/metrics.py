@@ -1,9 +1,9 @@
-"""Prometheus metrics, one registry per app (imports core, engine.protocol).
+"""Prometheus metrics, one registry per app (imports core, engine.protocol, monitor).
 
 Request metrics are fed by platform metering whichever gate runs (the methods of
 ``platform.metering.MeteringObserver``, called by ``ObservedGate``); engine gauges are read
-at scrape time from each engine's ``snapshot()`` (``engine.protocol.EngineStats``; the KV gauges
-only for engines with a KV cache).
+at scrape time from ``monitor.engine_figures`` (each engine's ``health()`` and ``snapshot()``; the
+KV gauges only for engines with a KV cache), as ``GET /admin/v1/engines`` reads them.
 Served at ``GET /metrics`` in the text format::
 
     thinkserve_requests_total{mode="thinking",model="qwen-plus",status="ok"} 12.0
@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from thinkserve.core.types import Usage
 from thinkserve.engine.protocol import Engine
+from thinkserve.monitor.engine_figures import engine_figures
 from thinkserve.monitor.upstreams import UpstreamCollector
 
 _LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -185,17 +186,15 @@ class _EngineCollector(Collector):
             "Admitted requests waiting in the gateway's fair line for a place in the engine.",
             labels=["engine"],
         )
-        for name, engine in self._source().items():
+        for f in engine_figures(self._source()):
             if self._lines is not None:
-                line.add_metric([name], float(self._lines(name)))
-            health = engine.health()
-            up.add_metric([name], 1.0 if health.state == "up" else 0.0)
-            restarts.add_metric([name], float(health.restarts))
-            stats = engine.snapshot()
-            active.add_metric([name], float(stats.active_sequences))
-            queue.add_metric([name], float(stats.waiting))
-            sampled.add_metric([name], float(stats.sampled_tokens))
-            if stats.kv_size > 0:
-                kv_used.add_metric([name], float(stats.kv_cells_used))
-                kv_ratio.add_metric([name], stats.kv_cells_used / stats.kv_size)
+                line.add_metric([f.name], float(self._lines(f.name)))
+            up.add_metric([f.name], 1.0 if f.up else 0.0)
+            restarts.add_metric([f.name], float(f.restarts))
+            active.add_metric([f.name], float(f.active_sequences))
+            queue.add_metric([f.name], float(f.queue_depth))
+            sampled.add_metric([f.name], float(f.sampled_tokens))
+            if f.kv_size > 0:
+                kv_used.add_metric([f.name], float(f.kv_cells_used))
+                kv_ratio.add_metric([f.name], f.kv_cells_used / f.kv_size)
         yield from (active, queue, kv_used, kv_ratio, sampled, up, restarts, line)

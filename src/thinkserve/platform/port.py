@@ -100,8 +100,10 @@ class Administration(Protocol):
         key_id: str | None,
         by: Collection[str],
         scope: str | None = None,
+        workspace: str | None = None,
     ) -> list[Hourly]:
-        """Hourly usage (see ``platform.report``), including the requests that just finished."""
+        """Hourly usage (see ``platform.report``), including the requests that just finished;
+        ``workspace`` keeps only the usage recorded under it."""
 
 
 class Gate(Protocol):

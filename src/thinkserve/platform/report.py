@@ -121,9 +121,12 @@ async def hourly(
     key_id: str | None = None,
     by: Collection[str] = (),
     scope: str | None = None,
+    workspace: str | None = None,
 ) -> list[Hourly]:
-    """``scope``: only the usage of keys bound to that workspace (None: everything)."""
-    return aggregate(await store.rows(since, until, model=model, key_id=key_id, scope=scope), by)
+    """``scope``: only the usage of keys bound to that workspace (None: everything);
+    ``workspace``: only the usage recorded under that workspace (a filter, not a right)."""
+    rows = await store.rows(since, until, model=model, key_id=key_id, scope=scope, workspace=workspace)
+    return aggregate(rows, by)
 
 
 # The times a query may name: from the Unix epoch to the last second of year 9999, the range of

@@ -221,9 +221,11 @@ class Store:
         model: str | None = None,
         key_id: str | None = None,
         scope: str | None = None,
+        workspace: str | None = None,
     ) -> list[UsageRecord]:
         """Records of the hours from ``since``'s hour up to (excluding) ``until``, billed;
-        ``scope``: only the records of keys bound to that workspace (None: all)."""
+        ``scope``: only the records of keys bound to that workspace (None: all); ``workspace``: only
+        the records made under that workspace (the rows ``by=workspace`` would label with it)."""
         c = usage.c
         query = select(
             c.id,
@@ -248,6 +250,8 @@ class Store:
             query = query.where(c.model == model)
         if key_id is not None:
             query = query.where(c.key_id == key_id)
+        if workspace is not None:
+            query = query.where(c.workspace == workspace)
         if scope is not None:
             # By the key that made it, not the record's workspace column: records that unbound keys
             # made while naming a workspace (before they could not) do not belong to it.

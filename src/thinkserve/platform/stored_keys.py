@@ -152,12 +152,15 @@ class StoredKeys:
         key_id: str | None,
         by: Collection[str],
         scope: str | None = None,
+        workspace: str | None = None,
     ) -> list[Hourly]:
         # Show the requests that just finished; a store that is down must not hang the report.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self.flush()
-        report = hourly(self.store, since, until, model=model, key_id=key_id, by=by, scope=scope)
+        report = hourly(
+            self.store, since, until, model=model, key_id=key_id, by=by, scope=scope, workspace=workspace
+        )
         return await _reached(report)
 
     async def flush(self) -> None:

@@ -5,8 +5,9 @@ operations (``platform.port.Administration``; else 404). An admin key bound to a
 creates, revokes and reads the usage of W's keys only (a key for another workspace, or an unbound
 one, is a 403 ``AccessDenied``); operator keys and unbound admin keys reach every workspace::
 
-    GET    /admin/v1/usage?since=24h&until=...&model=qwen-plus&key=key_1a2b&by=key,mode
+    GET    /admin/v1/usage?since=24h&until=...&model=qwen-plus&key=key_1a2b&workspace=ws1&by=key,mode
            -> {"object": "list", "data": [<one hour x model row, see platform.report>, ...]}
+           (``workspace``: only the usage recorded under it; see api.admin.usage_query)
     GET    /admin/v1/keys        -> {"object": "list", "data": [<a key, see platform.administration>]}
     POST   /admin/v1/keys  {"name": "ci", "workspace": "ws1", "rpm": 60, "tpm": 100000,
                             "quota_tokens": 1000000, "spend_limit": "25.00", "admin": false}
@@ -14,6 +15,11 @@ one, is a 403 ``AccessDenied``); operator keys and unbound admin keys reach ever
     DELETE /admin/v1/keys/{id}   -> {"id": "key_…", "revoked": true, "revoked_at": 1732560000.1}
            (by id, or by a shown prefix that names exactly one active key; a prefix shared by
            several is a 400 listing their ids, and revokes nothing)
+    GET    /admin/v1/engines     -> {"object": "list", "at": 1732560000.1,
+                                     "data": [<an engine, see monitor.engine_figures>]}
+
+Any valid key (admin or not) may read ``/admin/v1/me`` and its own ``/admin/v1/me/usage``
+(``api.admin.caller``).
 
 ``GET /metrics`` is Prometheus's text format, without auth (it has no per-key labels).
 """
@@ -26,14 +32,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from thinkserve.api.admin import caller
 from thinkserve.api.admin.bodies import error_response, parse_new_key
+from thinkserve.api.admin.usage_query import UsageQuery
 from thinkserve.api.app_state import AppState
 from thinkserve.api.http import json_response, new_request_id, read_body, workspace_header
 from thinkserve.core.errors import Forbidden, InvalidParameter, RouteNotFound, ThinkserveError
+from thinkserve.monitor.engine_figures import engine_figures
 from thinkserve.monitor.metrics import Metrics
-from thinkserve.platform import report
-from thinkserve.platform.administration import KeyFieldError, OutOfScope, check_text, key_json
-from thinkserve.platform.columns import KEY_ID_LENGTH, NAME_LENGTH
+from thinkserve.platform.administration import OutOfScope, key_json
+from thinkserve.platform.columns import KEY_ID_LENGTH
 from thinkserve.platform.keys import AmbiguousKey
 from thinkserve.platform.port import Administration
 
@@ -53,33 +61,10 @@ async def _admin(request: Request) -> tuple[Administration, str | None]:
 async def usage(request: Request) -> Response:
     try:
         admin, scope = await _admin(request)
-        q = request.query_params
-        try:
-            since = report.parse_time(q.get("since", "24h"))
-        except ValueError as exc:
-            raise InvalidParameter(f"since: {exc}", param="since") from exc
-        try:
-            until = report.parse_time(q["until"]) if "until" in q else None
-        except ValueError as exc:
-            raise InvalidParameter(f"until: {exc}", param="until") from exc
-        model = _text_query(q.get("model"), "model", NAME_LENGTH)
-        key_id = _text_query(q.get("key"), "key", KEY_ID_LENGTH)
-        try:
-            by = [b for b in q.get("by", "").split(",") if b]
-            rows = await admin.usage(since, until, model=model, key_id=key_id, by=by, scope=scope)
-        except ValueError as exc:
-            raise InvalidParameter(str(exc), param="by") from exc
+        rows = await UsageQuery.parse(request.query_params).rows(admin, scope=scope)
     except ThinkserveError as error:
         return error_response(error, new_request_id())
     return json_response({"object": "list", "data": [r.to_json() for r in rows]})
-
-
-def _text_query(value: str | None, name: str, limit: int) -> str | None:
-    """A query parameter matched against a stored column: no longer than it, no control characters."""
-    try:
-        return None if value is None else check_text(value, name, limit)
-    except KeyFieldError as exc:
-        raise InvalidParameter(str(exc), param=name) from exc
 
 
 async def list_keys(request: Request) -> Response:
@@ -122,6 +107,16 @@ async def revoke_key(request: Request) -> Response:
     return json_response({"id": revoked, "revoked": True, "revoked_at": time.time()})
 
 
+async def engines(request: Request) -> Response:
+    """Every engine's live figures, the ones ``/metrics`` serves (see ``monitor.engine_figures``)."""
+    try:
+        await _admin(request)
+    except ThinkserveError as error:
+        return error_response(error, new_request_id())
+    figures = engine_figures(request.app.state.engines, request.app.state.engine_slots)
+    return json_response({"object": "list", "at": time.time(), "data": [f.to_json() for f in figures]})
+
+
 async def metrics(request: Request) -> Response:
     registry: Metrics = request.app.state.metrics
     return Response(registry.render(), media_type=registry.content_type)
@@ -133,5 +128,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/v1/keys", list_keys, methods=["GET"]),
         Route("/admin/v1/keys", create_key, methods=["POST"]),
         Route("/admin/v1/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/admin/v1/engines", engines, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *caller.routes(),
     ]

@@ -6,7 +6,12 @@ A model card::
     {"id": "qwen-plus", "object": "model", "created": 1745485391, "owned_by": "thinkserve",
      "thinkserve": {"mode": "hybrid", "thinking_default": false, "soft_switch": false,
                     "non_stream": true, "max_cot": 81920, "max_input": 995904, "max_output": 32768,
-                    "served_by": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "thinking": "prompted"}}
+                    "served_by": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "thinking": "prompted",
+                    "price": {"input": "0.8", "cached_input": "0.16", "output": "2",
+                              "thinking_output": "8"}}}
+
+``price`` is the configured price per million tokens (``[prices."NAME"]``, defaults filled in as
+billing applies them), or null when the name has none.
 """
 
 from __future__ import annotations
@@ -22,9 +27,29 @@ from thinkserve.api.http import json_response, new_request_id
 from thinkserve.api.openai.dialect import OpenAIDialect
 from thinkserve.catalogue.spec import ModelSpec
 from thinkserve.core.errors import ModelNotFound, ThinkserveError
+from thinkserve.platform.billing import Price
 
 
-def model_card(name: str, spec: ModelSpec, *, created: int, served_by: str, prompted: bool) -> dict[str, Any]:
+def price_json(price: Price | None) -> dict[str, str] | None:
+    if price is None:
+        return None
+    return {
+        "input": str(price.input),
+        "cached_input": str(price.input if price.cached_input is None else price.cached_input),
+        "output": str(price.output),
+        "thinking_output": str(price.output if price.thinking_output is None else price.thinking_output),
+    }
+
+
+def model_card(
+    name: str,
+    spec: ModelSpec,
+    *,
+    created: int,
+    served_by: str,
+    prompted: bool,
+    price: Price | None = None,
+) -> dict[str, Any]:
     return {
         "id": name,
         "object": "model",
@@ -42,6 +67,7 @@ def model_card(name: str, spec: ModelSpec, *, created: int, served_by: str, prom
             # Prompted thinking: the model file has no native thinking; thinking is asked for
             # by a system instruction and an opened <think> block.
             "thinking": "prompted" if prompted else "native",
+            "price": price_json(price),
         },
     }
 
@@ -54,6 +80,7 @@ def _card(state: AppState, name: str) -> dict[str, Any]:
         created=state.created,
         served_by=state.model_files.get(spec.engine, spec.engine),
         prompted=state.flow.prompted(spec),
+        price=state.settings.prices.get(name),
     )
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from thinkserve import cli_platform
 from thinkserve.config import Settings, load_settings
 from thinkserve.core.errors import ConfigError
+from thinkserve.hub import commands as hub_commands
+from thinkserve.hub.remote import HubError
 
 log = logging.getLogger("thinkserve")
 
@@ -50,7 +52,8 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port, model=args.model)
-    except (ConfigError, OSError, ValueError) as exc:
+        settings = hub_commands.prepare_serve(settings, args)
+    except (ConfigError, OSError, ValueError, HubError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
     settings = _ensure_key(cli_platform.with_flags(settings, args))
@@ -80,10 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the server")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--model", default=None, help="a GGUF file that serves every model name")
+    p.add_argument(
+        "--model", default=None, help="a GGUF file (or hf://ORG/REPO/FILE, modelscope://...) for every name"
+    )
     p.add_argument("--config", type=Path, default=None, help="a TOML config file")
     p.set_defaults(func=serve)
     cli_platform.register(sub, serve=p)
+    hub_commands.register(sub, serve=p)
     return parser
 
 

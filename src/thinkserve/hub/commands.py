@@ -1,0 +1,181 @@
+"""``thinkserve pull``, ``thinkserve models``, ``thinkserve rm`` and ``serve --pull`` (imports hub, config).
+
+Exit status: 0 done, 1 the hub failed (unreachable, hash mismatch, no space), 2 a wrong name or
+reference, 130 interrupted (Ctrl-C; the partial file is kept for the next pull).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from thinkserve.catalogue.sources import load_sources
+from thinkserve.catalogue.spec import load_catalogue
+from thinkserve.config import Settings
+from thinkserve.core.paths import default_data_dir
+from thinkserve.hub.disk import human_size
+from thinkserve.hub.manifest import Manifest
+from thinkserve.hub.progress import RichReporter
+from thinkserve.hub.puller import hub_for, pull_name, pull_reference, record
+from thinkserve.hub.reference import HUBS, HubName, Reference, ReferenceError, is_reference, split_parts
+from thinkserve.hub.remote import HubError, NotOnHub
+from thinkserve.hub.serving import cached_file, resolve_references, with_pulled
+
+log = logging.getLogger("thinkserve")
+
+COMMERCIAL = """{name} is a commercial Model Studio model: it has no open weights to pull.
+To answer {name} with open weights, pull one and map the name to it in the config, e.g.:
+
+    thinkserve pull qwen3-8b
+
+    # thinkserve.toml
+    [engines.qwen3]
+    model = "hf://Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf"
+
+    [models."{name}"]
+    engine = "qwen3"
+"""
+
+
+def register(sub: Any, *, serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--pull", action="store_true", help="pull the hf:// and modelscope:// files the config names and lacks"
+    )
+    p = sub.add_parser("pull", help="download a model's weights from Hugging Face or ModelScope")
+    p.add_argument("target", help="a catalogue name (qwen3-8b), or hf://ORG/REPO/FILE, modelscope://ORG/REPO/FILE")
+    p.add_argument("--quant", default=None, help="quantization for a name, e.g. Q8_0 (default: the catalogue's)")
+    p.add_argument("--hub", choices=HUBS, default=None, help="for a name: hf (default) or modelscope ($THINKSERVE_HUB)")
+    p.add_argument("--as", dest="names", action="append", default=[], help="also serve this name with the file")
+    p.set_defaults(func=pull)
+    m = sub.add_parser("models", help="list pulled models: names served, source, quantization, size, file")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=models)
+    r = sub.add_parser("rm", help="delete a pulled model from the hub cache (by name or reference)")
+    r.add_argument("target")
+    r.set_defaults(func=remove)
+
+
+def prepare_serve(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Hub references to cached files (pulling with ``--pull``), then pulled names to their files."""
+    with RichReporter() as reporter:
+        settings = resolve_references(settings, pull=bool(getattr(args, "pull", False)), reporter=lambda: reporter)
+    if getattr(args, "model", None) is None:
+        settings = with_pulled(settings)
+    return settings
+
+
+def _data_dir() -> Path:
+    return default_data_dir()
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    return code
+
+
+def pull(args: argparse.Namespace) -> int:
+    manifest = Manifest(_data_dir())
+    target: str = args.target
+    try:
+        if is_reference(target):
+            ref = Reference.parse(target)
+            with RichReporter() as reporter:
+                pulled = pull_reference(hub_for(ref.hub), ref, reporter)
+            entry = record(manifest, pulled, list(args.names), None)
+        else:
+            sources = load_sources()
+            if target not in sources:
+                if target in load_catalogue():
+                    sys.stderr.write(COMMERCIAL.format(name=target))
+                    return 2
+                return _fail(
+                    f"{target!r} is neither an open-weight name ({', '.join(sorted(sources))}) "
+                    "nor a reference (hf://ORG/REPO/FILE, modelscope://ORG/REPO/FILE)",
+                    2,
+                )
+            hub_name: HubName = args.hub or _env_hub()
+            with RichReporter() as reporter:
+                pulled, quant = pull_name(target, sources[target], hub_for(hub_name), reporter, quant=args.quant)
+            entry = record(manifest, pulled, [target, *args.names], quant)
+    except ReferenceError as exc:
+        return _fail(str(exc), 2)
+    except NotOnHub as exc:
+        return _fail(str(exc), 2)
+    except HubError as exc:
+        return _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted: the partial download is kept; run the same pull again to resume", 130)
+    served = f", serves {', '.join(entry.names)}" if entry.names else ""
+    sys.stdout.write(f"pulled {entry.reference} ({human_size(entry.size)}{served})\n{pulled.paths[0]}\n")
+    return 0
+
+
+def _env_hub() -> HubName:
+    value = os.environ.get("THINKSERVE_HUB", "hf")
+    if value not in HUBS:
+        raise ReferenceError(f"THINKSERVE_HUB must be hf or modelscope, not {value!r}")
+    return "hf" if value == "hf" else "modelscope"
+
+
+def _rows() -> list[dict[str, Any]]:
+    rows = []
+    for entry in Manifest(_data_dir()).entries():
+        ref = Reference.parse(entry.reference)
+        path = cached_file(ref, hub_for(ref.hub))
+        rows.append(
+            {
+                "names": entry.names,
+                "source": entry.reference,
+                "quant": entry.quant,
+                "size": entry.size,
+                "parts": len(split_parts(ref.path)),
+                "file": str(path) if path is not None else None,
+            }
+        )
+    return rows
+
+
+def models(args: argparse.Namespace) -> int:
+    rows = _rows()
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return 0
+    if not rows:
+        sys.stdout.write("nothing pulled yet: thinkserve pull NAME (e.g. qwen3-8b) or hf://ORG/REPO/FILE\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("served names", "source", "quant", "size", "file")
+    for row in rows:
+        table.add_row(
+            ", ".join(row["names"]) or "-",
+            row["source"],
+            row["quant"] or "-",
+            human_size(row["size"]),
+            row["file"] or "(missing from the cache)",
+        )
+    Console(width=200).print(table)
+    return 0
+
+
+def remove(args: argparse.Namespace) -> int:
+    manifest = Manifest(_data_dir())
+    entries = manifest.find(args.target)
+    if not entries:
+        return _fail(f"nothing pulled serves or is {args.target!r}; see `thinkserve models`", 2)
+    freed = 0
+    for entry in entries:
+        ref = Reference.parse(entry.reference)
+        hub = hub_for(ref.hub)
+        for part in split_parts(ref.path):
+            freed += hub.remove(ref.with_path(part))
+    manifest.remove(entries)
+    names = ", ".join(e.reference for e in entries)
+    sys.stdout.write(f"removed {names}: {human_size(freed)} freed\n")
+    return 0

@@ -24,7 +24,8 @@ def split_files() -> dict[str, bytes]:
     data = tiny_bytes()
     third = len(data) // 3 + 1
     return {
-        f"split/tiny-qwen3-Q8_0-{i + 1:05d}-of-00003.gguf": data[i * third : (i + 1) * third] for i in range(3)
+        f"split/tiny-qwen3-Q8_0-{i + 1:05d}-of-00003.gguf": data[i * third : (i + 1) * third]
+        for i in range(3)
     }
 
 

@@ -11,7 +11,7 @@ Hugging Face (as huggingface_hub calls it):
 
 ModelScope:
 
-    GET /api/v1/models/{org}/{repo}/repo/files?Revision=&Recursive=  -> {"Code": 200, "Data": {"Files": [...]}}
+    GET /api/v1/models/{org}/{repo}/repo/files?Revision=&Recursive=  -> {"Code": 200, "Data": {"Files": …}}
     GET /api/v1/models/{org}/{repo}/repo?Revision=&FilePath=         -> the bytes (Range)
 
 Faults for the tests: ``corrupt`` (paths served with one byte flipped), ``drop_after`` (path -> bytes
@@ -92,7 +92,9 @@ def hf_app(hub: Hub) -> Starlette:
         repo = f"{request.path_params['org']}/{request.path_params['repo']}"
         hub.requests.append(("GET", "api:model_info", None))
         if repo != hub.repo:
-            return JSONResponse({"error": "Repository not found"}, 404, headers={"X-Error-Code": "RepoNotFound"})
+            return JSONResponse(
+                {"error": "Repository not found"}, 404, headers={"X-Error-Code": "RepoNotFound"}
+            )
         siblings = [
             {
                 "rfilename": p,
@@ -102,7 +104,9 @@ def hf_app(hub: Hub) -> Starlette:
             }
             for p, b in hub.files.items()
         ]
-        return JSONResponse({"id": repo, "modelId": repo, "sha": COMMIT, "private": False, "siblings": siblings})
+        return JSONResponse(
+            {"id": repo, "modelId": repo, "sha": COMMIT, "private": False, "siblings": siblings}
+        )
 
     async def resolve(request: Request) -> Response:
         repo = f"{request.path_params['org']}/{request.path_params['repo']}"
@@ -144,8 +148,14 @@ def modelscope_app(hub: Hub) -> Starlette:
         if repo != hub.repo:
             return JSONResponse({"Code": 10010205001, "Message": "model not found", "Success": False}, 404)
         listing = [
-            {"Name": p.rsplit("/", 1)[-1], "Path": p, "Size": len(b), "Sha256": hub.sha256(p),
-             "Revision": COMMIT, "Type": "blob"}
+            {
+                "Name": p.rsplit("/", 1)[-1],
+                "Path": p,
+                "Size": len(b),
+                "Sha256": hub.sha256(p),
+                "Revision": COMMIT,
+                "Type": "blob",
+            }
             for p, b in hub.files.items()
         ]
         return JSONResponse({"Code": 200, "Data": {"Files": listing}, "Message": "success", "Success": True})

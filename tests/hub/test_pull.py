@@ -61,7 +61,9 @@ def test_pull_lands_in_the_hub_cache_layout(standin: Running, tmp_path: Path) ->
         assert Path(found).resolve().name == hashlib.sha256(tiny_bytes()).hexdigest()
         assert (tmp_path / "models--thinkserve-test--tiny-qwen3-GGUF" / "refs" / "main").read_text() == COMMIT
     else:
-        assert path == tmp_path / "models" / "thinkserve-test--tiny-qwen3-GGUF" / "snapshots" / "master" / TINY
+        assert (
+            path == tmp_path / "models" / "thinkserve-test--tiny-qwen3-GGUF" / "snapshots" / "master" / TINY
+        )
     # A second pull finds it in the cache and downloads nothing.
     before = len(standin.hub.downloads())
     again = pull_reference(hub, ref(standin), Recorder())
@@ -75,7 +77,9 @@ def test_a_dropped_connection_resumes_with_a_range(standin: Running, tmp_path: P
     assert standin.hub.downloads() == [(TINY, None), (TINY, f"bytes={3 * 1024 * 1024}-")]
 
 
-def test_ctrl_c_leaves_only_a_partial_file_and_the_next_pull_resumes(standin: Running, tmp_path: Path) -> None:
+def test_ctrl_c_leaves_only_a_partial_file_and_the_next_pull_resumes(
+    standin: Running, tmp_path: Path
+) -> None:
     hub = client_for(standin, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         pull_reference(hub, ref(standin), Recorder(interrupt_after=2 * 1024 * 1024))
@@ -94,7 +98,7 @@ def test_ctrl_c_leaves_only_a_partial_file_and_the_next_pull_resumes(standin: Ru
 def test_a_corrupted_download_is_deleted(standin: Running, tmp_path: Path) -> None:
     standin.hub.corrupt.add(TINY)
     hub = client_for(standin, tmp_path)
-    with pytest.raises(HashMismatch, match="does not match the hub's.*it was deleted"):
+    with pytest.raises(HashMismatch, match=r"does not match the hub's.*it was deleted"):
         pull_reference(hub, ref(standin), Recorder())
     assert hub.cached(ref(standin)) is None
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]

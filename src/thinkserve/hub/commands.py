@@ -44,13 +44,23 @@ To answer {name} with open weights, pull one and map the name to it in the confi
 
 def register(sub: Any, *, serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
-        "--pull", action="store_true", help="pull the hf:// and modelscope:// files the config names and lacks"
+        "--pull",
+        action="store_true",
+        help="pull the hf:// and modelscope:// files the config names and lacks",
     )
     p = sub.add_parser("pull", help="download a model's weights from Hugging Face or ModelScope")
-    p.add_argument("target", help="a catalogue name (qwen3-8b), or hf://ORG/REPO/FILE, modelscope://ORG/REPO/FILE")
-    p.add_argument("--quant", default=None, help="quantization for a name, e.g. Q8_0 (default: the catalogue's)")
-    p.add_argument("--hub", choices=HUBS, default=None, help="for a name: hf (default) or modelscope ($THINKSERVE_HUB)")
-    p.add_argument("--as", dest="names", action="append", default=[], help="also serve this name with the file")
+    p.add_argument(
+        "target", help="a catalogue name (qwen3-8b), or hf://ORG/REPO/FILE, modelscope://ORG/REPO/FILE"
+    )
+    p.add_argument(
+        "--quant", default=None, help="quantization for a name, e.g. Q8_0 (default: the catalogue's)"
+    )
+    p.add_argument(
+        "--hub", choices=HUBS, default=None, help="for a name: hf (default) or modelscope ($THINKSERVE_HUB)"
+    )
+    p.add_argument(
+        "--as", dest="names", action="append", default=[], help="also serve this name with the file"
+    )
     p.set_defaults(func=pull)
     m = sub.add_parser("models", help="list pulled models: names served, source, quantization, size, file")
     m.add_argument("--json", action="store_true")
@@ -63,7 +73,9 @@ def register(sub: Any, *, serve: argparse.ArgumentParser) -> None:
 def prepare_serve(settings: Settings, args: argparse.Namespace) -> Settings:
     """Hub references to cached files (pulling with ``--pull``), then pulled names to their files."""
     with RichReporter() as reporter:
-        settings = resolve_references(settings, pull=bool(getattr(args, "pull", False)), reporter=lambda: reporter)
+        settings = resolve_references(
+            settings, pull=bool(getattr(args, "pull", False)), reporter=lambda: reporter
+        )
     if getattr(args, "model", None) is None:
         settings = with_pulled(settings)
     return settings
@@ -100,7 +112,9 @@ def pull(args: argparse.Namespace) -> int:
                 )
             hub_name: HubName = args.hub or _env_hub()
             with RichReporter() as reporter:
-                pulled, quant = pull_name(target, sources[target], hub_for(hub_name), reporter, quant=args.quant)
+                pulled, quant = pull_name(
+                    target, sources[target], hub_for(hub_name), reporter, quant=args.quant
+                )
             entry = record(manifest, pulled, [target, *args.names], quant)
     except ReferenceError as exc:
         return _fail(str(exc), 2)

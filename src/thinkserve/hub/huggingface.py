@@ -22,7 +22,9 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-from huggingface_hub.utils import build_hf_headers
+
+# Documented as huggingface_hub.utils.build_hf_headers; the package does not re-export it for mypy.
+from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
 from thinkserve.hub.reference import HubName, Reference
 from thinkserve.hub.remote import HubError, HubUnreachable, ListedFile, NotOnHub, RemoteFile
@@ -34,7 +36,11 @@ class HuggingFace:
     name: HubName = "hf"
 
     def __init__(
-        self, *, endpoint: str | None = None, token: str | None = None, cache_dir: Path | None = None,
+        self,
+        *,
+        endpoint: str | None = None,
+        token: str | None = None,
+        cache_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
@@ -44,8 +50,9 @@ class HuggingFace:
 
     def mirror_hint(self) -> str:
         return (
-            f"Hugging Face did not answer at {self.endpoint}. Set HF_ENDPOINT to a mirror's URL, or pull from "
-            "ModelScope with --hub modelscope (or THINKSERVE_HUB=modelscope; MODELSCOPE_ENDPOINT for its mirror)."
+            f"Hugging Face did not answer at {self.endpoint}. Set HF_ENDPOINT to a mirror's URL, or pull "
+            "from ModelScope with --hub modelscope (or THINKSERVE_HUB=modelscope; MODELSCOPE_ENDPOINT for "
+            "its mirror)."
         )
 
     def _api(self) -> HfApi:
@@ -71,7 +78,9 @@ class HuggingFace:
             )
         etag = meta.etag.lower()
         if not _HEX.match(etag) or len(etag) not in (40, 64):
-            raise HubError(f"{url}: the ETag {meta.etag!r} is not a sha256 or git sha1; cannot check the file")
+            raise HubError(
+                f"{url}: the ETag {meta.etag!r} is not a sha256 or git sha1; cannot check the file"
+            )
         return RemoteFile(
             path=ref.path,
             size=meta.size,
@@ -136,8 +145,8 @@ class HuggingFace:
             status = exc.response.status_code if exc.response is not None else None
             if status in (401, 403, 404):
                 return NotOnHub(
-                    f"{what}: not found on {self.endpoint} (HTTP {status}). Check the name; a gated or private "
-                    "repo needs HF_TOKEN."
+                    f"{what}: not found on {self.endpoint} (HTTP {status}). Check the name; a gated or "
+                    "private repo needs HF_TOKEN."
                 )
             return HubError(f"{what}: {self.endpoint} answered HTTP {status}: {exc}")
         return HubUnreachable(f"{self.mirror_hint()} ({type(exc).__name__}: {exc})")

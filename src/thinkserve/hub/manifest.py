@@ -3,7 +3,8 @@
 The file names references, not paths: the hubs' caches are the truth about which bytes are there::
 
     {"pulled": [{"reference": "hf://Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf", "names": ["qwen3-8b"],
-                 "quant": "Q4_K_M", "size": 5027783488, "commit": "7c41481f57cb95916b40956ab2f0b139b296d974"}]}
+                 "quant": "Q4_K_M", "size": 5027783488,
+                 "commit": "7c41481f57cb95916b40956ab2f0b139b296d974"}]}
 """
 
 from __future__ import annotations

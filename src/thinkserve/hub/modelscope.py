@@ -39,23 +39,33 @@ class ModelScope:
     name: HubName = "modelscope"
 
     def __init__(
-        self, *, endpoint: str | None = None, token: str | None = None, cache_dir: Path | None = None,
+        self,
+        *,
+        endpoint: str | None = None,
+        token: str | None = None,
+        cache_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
         domain = env.get("MODELSCOPE_DOMAIN", "").strip()
         self.endpoint = (
-            endpoint or env.get("MODELSCOPE_ENDPOINT") or (f"https://{domain}" if domain else DEFAULT_ENDPOINT)
+            endpoint
+            or env.get("MODELSCOPE_ENDPOINT")
+            or (f"https://{domain}" if domain else DEFAULT_ENDPOINT)
         ).rstrip("/")
         self.token = token or env.get("MODELSCOPE_API_TOKEN") or None
-        self.cache_dir = cache_dir or Path(
-            env.get("MODELSCOPE_CACHE") or Path(env.get("HOME", str(Path.home()))) / ".cache" / "modelscope"
-        ).expanduser()
+        self.cache_dir = (
+            cache_dir
+            or Path(
+                env.get("MODELSCOPE_CACHE")
+                or Path(env.get("HOME", str(Path.home()))) / ".cache" / "modelscope"
+            ).expanduser()
+        )
 
     def mirror_hint(self) -> str:
         return (
-            f"ModelScope did not answer at {self.endpoint}. Set MODELSCOPE_ENDPOINT to a mirror's URL, or pull "
-            "from Hugging Face with --hub hf (HF_ENDPOINT for its mirror)."
+            f"ModelScope did not answer at {self.endpoint}. Set MODELSCOPE_ENDPOINT to a mirror's URL, or "
+            "pull from Hugging Face with --hub hf (HF_ENDPOINT for its mirror)."
         )
 
     def _headers(self) -> dict[str, str]:
@@ -68,14 +78,17 @@ class ModelScope:
         url = f"{self.endpoint}/api/v1/models/{repo}/repo/files"
         try:
             response = httpx.get(
-                url, params={"Revision": revision, "Recursive": "True"}, headers=self._headers(), timeout=TIMEOUT
+                url,
+                params={"Revision": revision, "Recursive": "True"},
+                headers=self._headers(),
+                timeout=TIMEOUT,
             )
         except httpx.TransportError as exc:
             raise HubUnreachable(f"{self.mirror_hint()} ({type(exc).__name__}: {exc})") from exc
         if response.status_code in (401, 403, 404):
             raise NotOnHub(
-                f"{repo}@{revision}: not found on {self.endpoint} (HTTP {response.status_code}). Check the name; "
-                "a private repo needs MODELSCOPE_API_TOKEN."
+                f"{repo}@{revision}: not found on {self.endpoint} (HTTP {response.status_code}). Check the "
+                "name; a private repo needs MODELSCOPE_API_TOKEN."
             )
         if response.status_code >= 400:
             raise HubError(f"{url} answered HTTP {response.status_code}")
@@ -100,9 +113,12 @@ class ModelScope:
             raise NotOnHub(f"{ref}: the repo has no file {ref.path!r} at {ref.revision}")
         size, sha = _int(entry.get("Size")), str(entry.get("Sha256") or "").lower()
         if size is None or len(sha) != 64:
-            raise HubError(f"{ref}: ModelScope's listing gives no size or sha256 for it; cannot check the file")
+            raise HubError(
+                f"{ref}: ModelScope's listing gives no size or sha256 for it; cannot check the file"
+            )
         url = httpx.URL(
-            f"{self.endpoint}/api/v1/models/{ref.repo}/repo", params={"Revision": ref.revision, "FilePath": ref.path}
+            f"{self.endpoint}/api/v1/models/{ref.repo}/repo",
+            params={"Revision": ref.revision, "FilePath": ref.path},
         )
         return RemoteFile(
             path=ref.path,

@@ -137,4 +137,3 @@ def record(manifest: Manifest, pulled: Pulled, names: list[str], quant: str | No
     entry = Entry(str(pulled.reference), sorted(names), quant, pulled.size, pulled.commit)
     manifest.add(entry)
     return entry
-

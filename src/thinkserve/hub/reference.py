@@ -36,18 +36,24 @@ class Reference:
     repo: str
     """``ORG/REPO``."""
     path: str
-    """The file inside the repo, with folders; ``""`` for a whole repo (``pull NAME`` before a file is chosen)."""
+    """The file inside the repo, with folders."""
     revision: str
 
     @classmethod
     def parse(cls, text: str) -> Reference:
         hub, sep, rest = text.partition("://")
         if not sep or hub not in HUBS:
-            raise ReferenceError(f"{text!r} is not a hub reference (hf://ORG/REPO/FILE or modelscope://ORG/REPO/FILE)")
+            raise ReferenceError(
+                f"{text!r} is not a hub reference (hf://ORG/REPO/FILE or modelscope://ORG/REPO/FILE)"
+            )
         name: HubName = "hf" if hub == "hf" else "modelscope"
         rest, at, revision = rest.partition("@")
         parts = rest.split("/")
-        if len(parts) < 3 or not all(_SEGMENT.match(p) for p in parts) or (at and not _SEGMENT.match(revision)):
+        if (
+            len(parts) < 3
+            or not all(_SEGMENT.match(p) for p in parts)
+            or (at and not _SEGMENT.match(revision))
+        ):
             raise ReferenceError(f"{text!r}: expected {hub}://ORG/REPO/FILE[@REVISION]")
         return cls(name, "/".join(parts[:2]), "/".join(parts[2:]), revision or DEFAULT_REVISION[name])
 
@@ -64,7 +70,7 @@ class Reference:
 
 
 def split_parts(path: str) -> list[str]:
-    """``a/X-00002-of-00003.gguf`` -> ``[a/X-00001-of-00003.gguf, a/X-00002-of-00003.gguf, a/X-00003-of-00003.gguf]``."""
+    """``a/X-00002-of-00003.gguf`` -> ``a/X-00001-of-00003.gguf``, ``a/X-00002-…``, ``a/X-00003-…``."""
     folder, _, name = path.rpartition("/")
     match = _SPLIT.match(name)
     if match is None:

@@ -63,7 +63,9 @@ def resolve_references(
                     f"{ref} is not in the {ref.hub} cache ({hub.cache_dir}): run `thinkserve pull {ref}` "
                     "first, or `thinkserve serve --pull`"
                 )
-            engine = replace(engine, model=str(path))  # type: ignore[call-arg]
+            if not isinstance(engine, LlamaCppSettings):
+                raise ConfigError(f"engine {name!r}: only llama.cpp engines take hub references")
+            engine = replace(engine, model=str(path))
         engines[name] = engine
     return replace(settings, engines=engines)
 
@@ -81,7 +83,9 @@ def with_pulled(settings: Settings, environ: Mapping[str, str] | None = None) ->
         ref = Reference.parse(entry.reference)
         path = cached_file(ref, hub_for(ref.hub, environ))
         if path is None:
-            log.warning("%s was pulled for %s but is no longer in the cache; it stays on the default", ref, name)
+            log.warning(
+                "%s was pulled for %s but is no longer in the cache; it stays on the default", ref, name
+            )
             continue
         key = by_file.get(str(path))
         if key is None:

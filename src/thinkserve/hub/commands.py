@@ -72,10 +72,7 @@ def register(sub: Any, *, serve: argparse.ArgumentParser) -> None:
 
 def prepare_serve(settings: Settings, args: argparse.Namespace) -> Settings:
     """Hub references to cached files (pulling with ``--pull``), then pulled names to their files."""
-    with RichReporter() as reporter:
-        settings = resolve_references(
-            settings, pull=bool(getattr(args, "pull", False)), reporter=lambda: reporter
-        )
+    settings = resolve_references(settings, pull=bool(getattr(args, "pull", False)), reporter=RichReporter)
     if getattr(args, "model", None) is None:
         settings = with_pulled(settings)
     return settings

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def resolve_references(
     settings: Settings,
     *,
     pull: bool,
-    reporter: Callable[[], Reporter],
+    reporter: Callable[[], AbstractContextManager[Reporter]],
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Replace every hub reference among the engines' models by its cached file."""
@@ -55,7 +56,8 @@ def resolve_references(
             hub = hub_for(ref.hub, environ)
             path = cached_file(ref, hub)
             if path is None and pull:
-                pulled = pull_reference(hub, ref, reporter())
+                with reporter() as progress:
+                    pulled = pull_reference(hub, ref, progress)
                 record(Manifest(settings.data_dir), pulled, [], None)
                 path = pulled.paths[0]
             if path is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.conftest import free_port
 from tests.hub.conftest import TINY, Running, tiny_bytes
 from tests.hub.standins import REPO
+from tests.hub.test_layout import library_download
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,6 +52,12 @@ def test_pull_models_rm(standin: Running, tmp_path: Path) -> None:
     table = run(env, "models")
     assert "qwen3-0.6b" in table.stdout and reference in table.stdout
 
+    # With the hub gone, pulling it again says it is there and could not be checked.
+    standin.stop()
+    offline = run(env, "pull", reference)
+    assert offline.returncode == 0, offline.stderr
+    assert "not checked for a newer version" in offline.stderr and f"pulled {reference}" in offline.stdout
+
     removed = run(env, "rm", "qwen3-0.6b")
     assert removed.returncode == 0, removed.stderr
     assert "16.6 MB freed" in removed.stdout
@@ -77,3 +84,22 @@ def test_pull_with_the_hub_unreachable_names_the_mirror_settings(standin: Runnin
     assert failed.returncode == 1
     assert ("HF_ENDPOINT" if hub == "hf" else "MODELSCOPE_ENDPOINT") in failed.stderr
     assert "--hub" in failed.stderr
+
+
+def test_models_lists_and_rm_removes_what_other_tools_downloaded(standin: Running, tmp_path: Path) -> None:
+    env = user_env(standin, tmp_path)
+    cache = tmp_path / "hf" / "hub" if standin.hub.kind == "hf" else tmp_path / "modelscope"
+    downloaded = library_download(standin, cache)
+    scheme = "hf" if standin.hub.kind == "hf" else "modelscope"
+    [row] = json.loads(run(env, "models", "--json").stdout)
+    assert row == {
+        "names": [],
+        "source": f"{scheme}://{REPO}/{TINY}",
+        "quant": None,
+        "size": len(tiny_bytes()),
+        "file": str(downloaded),
+    }
+    removed = run(env, "rm", row["source"])
+    assert removed.returncode == 0, removed.stderr
+    assert not downloaded.exists()
+    assert run(env, "rm", row["source"]).returncode == 2

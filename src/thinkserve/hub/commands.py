@@ -19,11 +19,11 @@ from thinkserve.catalogue.spec import load_catalogue
 from thinkserve.config import Settings
 from thinkserve.core.paths import default_data_dir
 from thinkserve.hub.disk import human_size
-from thinkserve.hub.manifest import Manifest
+from thinkserve.hub.manifest import Entry, Manifest
 from thinkserve.hub.progress import RichReporter
-from thinkserve.hub.puller import hub_for, pull_name, pull_reference, record
-from thinkserve.hub.reference import HUBS, HubName, Reference, ReferenceError, is_reference, split_parts
-from thinkserve.hub.remote import HubError, NotOnHub
+from thinkserve.hub.puller import hub_for, pull_name, pull_reference, quant_of, record
+from thinkserve.hub.reference import HUBS, HubName, Reference, ReferenceError, is_reference
+from thinkserve.hub.remote import HubError, HubUnreachable, NotOnHub
 from thinkserve.hub.serving import cached_file, resolve_references, with_pulled
 
 log = logging.getLogger("thinkserve")
@@ -88,42 +88,59 @@ def _fail(message: str, code: int) -> int:
 
 
 def pull(args: argparse.Namespace) -> int:
-    manifest = Manifest(_data_dir())
     target: str = args.target
     try:
-        if is_reference(target):
-            ref = Reference.parse(target)
-            with RichReporter() as reporter:
-                pulled = pull_reference(hub_for(ref.hub), ref, reporter)
-            entry = record(manifest, pulled, list(args.names), None)
-        else:
-            sources = load_sources()
-            if target not in sources:
-                if target in load_catalogue():
-                    sys.stderr.write(COMMERCIAL.format(name=target))
-                    return 2
-                return _fail(
-                    f"{target!r} is neither an open-weight name ({', '.join(sorted(sources))}) "
-                    "nor a reference (hf://ORG/REPO/FILE, modelscope://ORG/REPO/FILE)",
-                    2,
-                )
-            hub_name: HubName = args.hub or _env_hub()
-            with RichReporter() as reporter:
-                pulled, quant = pull_name(
-                    target, sources[target], hub_for(hub_name), reporter, quant=args.quant
-                )
-            entry = record(manifest, pulled, [target, *args.names], quant)
+        if not is_reference(target) and target not in load_sources():
+            if target in load_catalogue():
+                sys.stderr.write(COMMERCIAL.format(name=target))
+                return 2
+            return _fail(
+                f"{target!r} is neither an open-weight name ({', '.join(sorted(load_sources()))}) "
+                "nor a reference (hf://ORG/REPO/FILE, modelscope://ORG/REPO/FILE)",
+                2,
+            )
+        entry, path = _pull(target, args)
     except ReferenceError as exc:
         return _fail(str(exc), 2)
     except NotOnHub as exc:
         return _fail(str(exc), 2)
+    except HubUnreachable as exc:
+        cached = _already_pulled(target)
+        if cached is None:
+            return _fail(str(exc), 1)
+        sys.stderr.write(f"warning: {exc}\nThe cached copy was not checked for a newer version.\n")
+        entry, path = cached
     except HubError as exc:
         return _fail(str(exc), 1)
     except KeyboardInterrupt:
         return _fail("interrupted: the partial download is kept; run the same pull again to resume", 130)
     served = f", serves {', '.join(entry.names)}" if entry.names else ""
-    sys.stdout.write(f"pulled {entry.reference} ({human_size(entry.size)}{served})\n{pulled.paths[0]}\n")
+    sys.stdout.write(f"pulled {entry.reference} ({human_size(entry.size)}{served})\n{path}\n")
     return 0
+
+
+def _pull(target: str, args: argparse.Namespace) -> tuple[Entry, Path]:
+    manifest = Manifest(_data_dir())
+    if is_reference(target):
+        ref = Reference.parse(target)
+        with RichReporter() as reporter:
+            pulled = pull_reference(hub_for(ref.hub), ref, reporter)
+        return record(manifest, pulled, list(args.names), None), pulled.paths[0]
+    hub_name: HubName = args.hub or _env_hub()
+    with RichReporter() as reporter:
+        source = load_sources()[target]
+        pulled, quant = pull_name(target, source, hub_for(hub_name), reporter, quant=args.quant)
+    return record(manifest, pulled, [target, *args.names], quant), pulled.paths[0]
+
+
+def _already_pulled(target: str) -> tuple[Entry, Path] | None:
+    """A pull that the cache already satisfies (the hub being unreachable, it cannot say more)."""
+    for entry in Manifest(_data_dir()).find(target):
+        ref = Reference.parse(entry.reference)
+        path = cached_file(ref, hub_for(ref.hub))
+        if path is not None:
+            return entry, path
+    return None
 
 
 def _env_hub() -> HubName:
@@ -134,21 +151,27 @@ def _env_hub() -> HubName:
 
 
 def _rows() -> list[dict[str, Any]]:
+    """Pulled files first, then GGUFs other tools left in the hubs' caches."""
     rows = []
+    seen: set[Path] = set()
     for entry in Manifest(_data_dir()).entries():
         ref = Reference.parse(entry.reference)
         path = cached_file(ref, hub_for(ref.hub))
-        rows.append(
-            {
-                "names": entry.names,
-                "source": entry.reference,
-                "quant": entry.quant,
-                "size": entry.size,
-                "parts": len(split_parts(ref.path)),
-                "file": str(path) if path is not None else None,
-            }
-        )
+        if path is not None:
+            seen.add(path)
+        rows.append(_row(entry.names, entry.reference, entry.quant, entry.size, path))
+    for hub_name in HUBS:
+        for ref, path in hub_for(hub_name).inventory():
+            if path not in seen:
+                parts = [path.with_name(Path(p).name) for p in ref.parts()]
+                size = sum(f.stat().st_size for f in parts if f.exists())
+                rows.append(_row([], str(ref), quant_of(ref.path) or None, size, path))
     return rows
+
+
+def _row(names: list[str], source: str, quant: str | None, size: int, path: Path | None) -> dict[str, Any]:
+    file = str(path) if path else None
+    return {"names": names, "source": source, "quant": quant, "size": size, "file": file}
 
 
 def models(args: argparse.Namespace) -> int:
@@ -176,17 +199,22 @@ def models(args: argparse.Namespace) -> int:
 
 
 def remove(args: argparse.Namespace) -> int:
+    """By served name or by reference; a reference need not have been pulled by thinkserve."""
     manifest = Manifest(_data_dir())
     entries = manifest.find(args.target)
-    if not entries:
-        return _fail(f"nothing pulled serves or is {args.target!r}; see `thinkserve models`", 2)
+    try:
+        refs = [Reference.parse(e.reference) for e in entries] or (
+            [Reference.parse(args.target)] if is_reference(args.target) else []
+        )
+    except ReferenceError as exc:
+        return _fail(str(exc), 2)
     freed = 0
-    for entry in entries:
-        ref = Reference.parse(entry.reference)
+    for ref in refs:
         hub = hub_for(ref.hub)
-        for part in split_parts(ref.path):
+        for part in ref.parts():
             freed += hub.remove(ref.with_path(part))
+    if not entries and not freed:
+        return _fail(f"nothing pulled or cached serves or is {args.target!r}; see `thinkserve models`", 2)
     manifest.remove(entries)
-    names = ", ".join(e.reference for e in entries)
-    sys.stdout.write(f"removed {names}: {human_size(freed)} freed\n")
+    sys.stdout.write(f"removed {', '.join(str(r) for r in refs)}: {human_size(freed)} freed\n")
     return 0

@@ -20,13 +20,25 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
-from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from huggingface_hub import (
+    HfApi,
+    constants,
+    get_hf_file_metadata,
+    hf_hub_url,
+    scan_cache_dir,
+    try_to_load_from_cache,
+)
+from huggingface_hub.errors import (
+    CacheNotFound,
+    CorruptedCacheException,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+)
 
 # Documented as huggingface_hub.utils.build_hf_headers; the package does not re-export it for mypy.
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
-from thinkserve.hub.reference import HubName, Reference
+from thinkserve.hub.reference import HubName, Reference, first_part
 from thinkserve.hub.remote import HubError, HubUnreachable, ListedFile, NotOnHub, RemoteFile
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -137,6 +149,24 @@ class HuggingFace:
         else:
             freed = 0
         return freed
+
+    def inventory(self) -> list[tuple[Reference, Path]]:
+        try:
+            info = scan_cache_dir(self.cache_dir)
+        except (CacheNotFound, CorruptedCacheException):
+            return []
+        found = []
+        for repo in info.repos:
+            if repo.repo_type != "model":
+                continue
+            for revision in repo.revisions:
+                # Named by the ref that points at it ("main"), else by its commit.
+                name = min(revision.refs) if revision.refs else revision.commit_hash
+                for file in revision.files:
+                    path = file.file_path.relative_to(revision.snapshot_path).as_posix()
+                    if path.endswith(".gguf") and first_part(path) == path:
+                        found.append((Reference("hf", repo.repo_id, path, name), file.file_path))
+        return sorted(found, key=lambda item: str(item[0]))
 
     def _error(self, exc: Exception, what: str) -> HubError:
         if isinstance(exc, OfflineModeIsEnabled):

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from thinkserve.hub.reference import HubName, Reference
+from thinkserve.hub.reference import HubName, Reference, first_part
 from thinkserve.hub.remote import HubError, HubUnreachable, ListedFile, NotOnHub, RemoteFile
 
 DEFAULT_ENDPOINT = "https://www.modelscope.cn"
@@ -158,6 +158,23 @@ class ModelScope:
         freed = path.stat().st_size
         path.unlink()
         return freed
+
+    def inventory(self) -> list[tuple[Reference, Path]]:
+        found = []
+        for snapshot in sorted(self.cache_dir.glob("models/*--*/snapshots/*")):
+            repo = snapshot.parent.parent.name.replace("--", "/", 1)
+            found += [
+                (Reference("modelscope", repo, p, snapshot.name), snapshot / p) for p in _ggufs(snapshot)
+            ]
+        for repo_dir in sorted(self.cache_dir.glob("hub/models/*/*")):
+            repo = f"{repo_dir.parent.name}/{repo_dir.name}"
+            found += [(Reference("modelscope", repo, p, "master"), repo_dir / p) for p in _ggufs(repo_dir)]
+        return found
+
+
+def _ggufs(root: Path) -> list[str]:
+    paths = (p.relative_to(root).as_posix() for p in sorted(root.rglob("*.gguf")) if p.is_file())
+    return [p for p in paths if first_part(p) == p]
 
 
 def _int(value: object) -> int | None:

@@ -94,7 +94,7 @@ def choose_file(source: Source, files: list[ListedFile], quant: str) -> str:
     )
     found = [p for p in found if split_parts(p)[0] == p]
     if not found:
-        quants = sorted({_quant_of(f.path) for f in files if f.path.endswith(".gguf")} - {""})
+        quants = sorted({quant_of(f.path) for f in files if f.path.endswith(".gguf")} - {""})
         raise NotOnHub(
             f"{source.name}: no {quant} GGUF in the repo; it has: {', '.join(quants) or 'no GGUF files'}"
         )
@@ -104,7 +104,8 @@ def choose_file(source: Source, files: list[ListedFile], quant: str) -> str:
 _QUANT = re.compile(r"((?:UD-)?(?:I?Q\d[A-Z0-9_]*|[BF]F?16|F32|TQ\d_\d))", re.IGNORECASE)
 
 
-def _quant_of(path: str) -> str:
+def quant_of(path: str) -> str:
+    """``DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf`` -> ``Q4_K_M``; ``""`` when the name shows none."""
     name = re.sub(r"-\d{5}-of-\d{5}", "", path.rsplit("/", 1)[-1].removesuffix(".gguf"))
     matches = _QUANT.findall(name)
     return matches[-1].upper() if matches else ""

@@ -77,6 +77,10 @@ class Hub(Protocol):
         """Delete the cached file (and its blob); return the bytes freed."""
         ...
 
+    def inventory(self) -> list[tuple[Reference, Path]]:
+        """Every GGUF in the cache, whoever downloaded it: (reference, file), first parts only."""
+        ...
+
     def mirror_hint(self) -> str:
         """What to set to reach the hub another way (printed when it is unreachable)."""
         ...

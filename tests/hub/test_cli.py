@@ -6,9 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tests.conftest import free_port
+import httpx
+import openai
+import pytest
+
+from tests.conftest import API_KEY, free_port
 from tests.hub.conftest import TINY, Running, tiny_bytes
 from tests.hub.standins import REPO
 from tests.hub.test_layout import library_download
@@ -103,3 +108,68 @@ def test_models_lists_and_rm_removes_what_other_tools_downloaded(standin: Runnin
     assert removed.returncode == 0, removed.stderr
     assert not downloaded.exists()
     assert run(env, "rm", row["source"]).returncode == 2
+
+
+def _wait_healthy(proc: subprocess.Popen[str], base: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"thinkserve serve exited with {proc.returncode}:\n{err[-4000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("thinkserve serve did not become healthy")
+
+
+@pytest.mark.slow
+def test_serve_model_reference_from_the_cache_with_the_hub_stopped(standin: Running, tmp_path: Path) -> None:
+    """The issue's "done when": pull, stop the hub, `thinkserve serve --model REF`, the seed's example."""
+    env = user_env(standin, tmp_path)
+    env["THINKSERVE_API_KEYS"] = API_KEY
+    scheme = "hf" if standin.hub.kind == "hf" else "modelscope"
+    reference = f"{scheme}://{REPO}/{TINY}"
+    assert run(env, "pull", reference).returncode == 0
+    [row] = json.loads(run(env, "models", "--json").stdout)
+    standin.stop()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thinkserve", "serve", "--model", reference, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_healthy(proc, base)
+        client = openai.OpenAI(api_key=API_KEY, base_url=f"{base}/compatible-mode/v1", max_retries=0)
+        completion = client.chat.completions.create(
+            model="qwen-plus",
+            messages=[{"role": "user", "content": "你是誰"}],
+            extra_body={"enable_thinking": True},
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        reasoning = answer = ""
+        usage = None
+        for chunk in completion:
+            if not chunk.choices:
+                usage = chunk.usage
+                continue
+            delta = chunk.choices[0].delta
+            reasoning += getattr(delta, "reasoning_content", None) or ""
+            answer += delta.content or ""
+        assert reasoning and answer
+        assert usage is not None and usage.completion_tokens_details is not None
+        assert usage.completion_tokens_details.reasoning_tokens > 0
+        card = client.models.retrieve("qwen-plus").model_extra or {}
+        assert card["thinkserve"]["served_by"] == row["file"]
+        assert card["thinkserve"]["thinking"] == "native"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)

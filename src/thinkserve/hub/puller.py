@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from filelock import FileLock
 
 from thinkserve.catalogue.sources import Source
 from thinkserve.hub.disk import FreeSpace, ensure_room, free_bytes
@@ -61,8 +62,13 @@ def pull_reference(
     try:
         for part, remote in missing:
             partial = hub.partial_path(part, remote)
-            fetch(remote, partial, reporter, http)
-            hub.install(part, remote, partial)
+            # Two pulls of one file at once would append to one partial file: the second waits.
+            locks = hub.cache_dir / ".locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            with FileLock(locks / f"thinkserve-{remote.digest}.lock"):
+                if _current(hub, part, remote) is None:
+                    fetch(remote, partial, reporter, http)
+                    hub.install(part, remote, partial)
     finally:
         if own:
             http.close()

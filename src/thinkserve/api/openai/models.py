@@ -6,7 +6,10 @@ A model card::
     {"id": "qwen-plus", "object": "model", "created": 1745485391, "owned_by": "thinkserve",
      "thinkserve": {"mode": "hybrid", "thinking_default": false, "soft_switch": false,
                     "non_stream": true, "max_cot": 81920, "max_input": 995904, "max_output": 32768,
-                    "served_by": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "thinking": "prompted"}}
+                    "served_by": "/root/.cache/thinkserve/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                    "thinking": "prompted"}}
+
+``served_by`` is the file that serves the name (a pulled model's path in its hub's cache).
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ class Hub:
     drop_after: dict[str, int] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     """(method, file path or API name, Range header)."""
+    authorization: list[tuple[str, str | None]] = field(default_factory=list)
+    """(file path or API name, Authorization header) of every request."""
     port: int = 0
 
     def sha256(self, path: str) -> str:
@@ -91,6 +93,7 @@ def hf_app(hub: Hub) -> Starlette:
     async def model_info(request: Request) -> Response:
         repo = f"{request.path_params['org']}/{request.path_params['repo']}"
         hub.requests.append(("GET", "api:model_info", None))
+        hub.authorization.append(("api:model_info", request.headers.get("authorization")))
         if repo != hub.repo:
             return JSONResponse(
                 {"error": "Repository not found"}, 404, headers={"X-Error-Code": "RepoNotFound"}
@@ -112,6 +115,7 @@ def hf_app(hub: Hub) -> Starlette:
         repo = f"{request.path_params['org']}/{request.path_params['repo']}"
         path = request.path_params["path"]
         hub.requests.append((request.method, f"resolve:{path}", request.headers.get("range")))
+        hub.authorization.append((f"resolve:{path}", request.headers.get("authorization")))
         if repo != hub.repo or path not in hub.files:
             return Response(status_code=404, headers={"X-Error-Code": "EntryNotFound"})
         sha = hub.sha256(path)
@@ -130,6 +134,7 @@ def hf_app(hub: Hub) -> Starlette:
     async def cdn(request: Request) -> Response:
         path = request.query_params["path"]
         hub.requests.append((request.method, path, request.headers.get("range")))
+        hub.authorization.append((path, request.headers.get("authorization")))
         return _body(hub, path, request)
 
     return Starlette(
@@ -145,6 +150,7 @@ def modelscope_app(hub: Hub) -> Starlette:
     async def files(request: Request) -> Response:
         repo = f"{request.path_params['org']}/{request.path_params['repo']}"
         hub.requests.append(("GET", "api:files", None))
+        hub.authorization.append(("api:files", request.headers.get("authorization")))
         if repo != hub.repo:
             return JSONResponse({"Code": 10010205001, "Message": "model not found", "Success": False}, 404)
         listing = [
@@ -164,6 +170,7 @@ def modelscope_app(hub: Hub) -> Starlette:
         repo = f"{request.path_params['org']}/{request.path_params['repo']}"
         path = request.query_params.get("FilePath", "")
         hub.requests.append(("GET", path, request.headers.get("range")))
+        hub.authorization.append((path, request.headers.get("authorization")))
         if repo != hub.repo or path not in hub.files:
             return JSONResponse({"Code": 10010205001, "Message": "file not found", "Success": False}, 404)
         return _body(hub, path, request)

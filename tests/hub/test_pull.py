@@ -151,3 +151,21 @@ def test_an_unreachable_hub_fails_fast_naming_the_mirror_setting(kind: str, tmp_
     target = Reference("hf" if kind == "hf" else "modelscope", REPO, TINY, "main")
     with pytest.raises(HubUnreachable, match="HF_ENDPOINT" if kind == "hf" else "MODELSCOPE_ENDPOINT"):
         pull_reference(hub, target, Recorder())
+
+
+def test_the_token_goes_to_the_hub_and_not_to_the_cdn(standin: Running, tmp_path: Path) -> None:
+    if standin.hub.kind == "hf":
+        hub: HuggingFace | ModelScope = HuggingFace(
+            endpoint=standin.url, cache_dir=tmp_path, environ={"HF_TOKEN": "hf_secret"}
+        )
+    else:
+        hub = ModelScope(
+            endpoint=standin.url, cache_dir=tmp_path, environ={"MODELSCOPE_API_TOKEN": "ms-secret"}
+        )
+    pull_reference(hub, ref(standin), Recorder())
+    seen = dict(standin.hub.authorization)
+    if standin.hub.kind == "hf":
+        assert seen[f"resolve:{TINY}"] == "Bearer hf_secret"
+        assert seen[TINY] is None  # the CDN (another host) never sees it
+    else:
+        assert seen["api:files"] == seen[TINY] == "Bearer ms-secret"

@@ -51,6 +51,10 @@ class Hub:
     def sha256(self, path: str) -> str:
         return hashlib.sha256(self.files[path]).hexdigest()
 
+    def is_lfs(self, path: str) -> bool:
+        """Weights are LFS files; small text files (config.json, README.md) live in git."""
+        return not path.endswith((".json", ".md", ".txt"))
+
     def downloads(self) -> list[tuple[str, str | None]]:
         """(path, Range) of every body request."""
         return [(p, r) for m, p, r in self.requests if m == "GET" and not p.startswith(("api:", "resolve:"))]
@@ -103,7 +107,11 @@ def hf_app(hub: Hub) -> Starlette:
                 "rfilename": p,
                 "size": len(b),
                 "blobId": hashlib.sha1(b).hexdigest(),
-                "lfs": {"sha256": hub.sha256(p), "size": len(b), "pointerSize": 134},
+                **(
+                    {"lfs": {"sha256": hub.sha256(p), "size": len(b), "pointerSize": 134}}
+                    if hub.is_lfs(p)
+                    else {}
+                ),
             }
             for p, b in hub.files.items()
         ]
@@ -119,6 +127,15 @@ def hf_app(hub: Hub) -> Starlette:
         if repo != hub.repo or path not in hub.files:
             return Response(status_code=404, headers={"X-Error-Code": "EntryNotFound"})
         sha = hub.sha256(path)
+        if not hub.is_lfs(path):
+            # A file kept in git itself: served by the hub, its ETag the git blob sha1.
+            blob = hub.files[path]
+            git_sha = hashlib.sha1(f"blob {len(blob)}\0".encode() + blob).hexdigest()
+            headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{git_sha}"', "Content-Length": str(len(blob))}
+            if request.method == "HEAD":
+                return Response(status_code=200, headers=headers)
+            hub.requests.append(("GET", path, request.headers.get("range")))
+            return _body(hub, path, request)
         # LFS files: the hub answers with a redirect to its CDN, and the metadata rides on the redirect.
         return Response(
             status_code=302,

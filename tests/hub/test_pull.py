@@ -9,12 +9,12 @@ import pytest
 from huggingface_hub import hf_hub_download
 
 from tests.hub.conftest import TINY, Running, client_for, split_files, tiny_bytes
-from tests.hub.standins import COMMIT, REPO
+from tests.hub.standins import COMMIT, REPO, Hub
 from thinkserve.catalogue.sources import Source
 from thinkserve.hub.disk import NotEnoughSpace
 from thinkserve.hub.huggingface import HuggingFace
 from thinkserve.hub.modelscope import ModelScope
-from thinkserve.hub.puller import pull_name, pull_reference
+from thinkserve.hub.puller import pull_name, pull_reference, pull_repo
 from thinkserve.hub.reference import Reference
 from thinkserve.hub.remote import HubUnreachable, NotOnHub
 from thinkserve.hub.transfer import HashMismatch
@@ -169,3 +169,26 @@ def test_the_token_goes_to_the_hub_and_not_to_the_cdn(standin: Running, tmp_path
         assert seen[TINY] is None  # the CDN (another host) never sees it
     else:
         assert seen["api:files"] == seen[TINY] == "Bearer ms-secret"
+
+
+@pytest.mark.parametrize("kind", ["hf", "modelscope"])
+def test_a_safetensors_repo_is_pulled_whole_into_one_folder(kind: str, tmp_path: Path) -> None:
+    files = {
+        "config.json": b'{"architectures": ["Qwen3ForCausalLM"]}',
+        "model-00001-of-00002.safetensors": tiny_bytes()[:4_000_000],
+        "model-00002-of-00002.safetensors": tiny_bytes()[4_000_000:8_000_000],
+        "tokenizer/tokenizer.json": b'{"version": "1.0"}',
+    }
+    running = Running(Hub(kind, files))
+    try:
+        folder = pull_repo(client_for(running, tmp_path), REPO, Recorder())
+    finally:
+        running.stop()
+    assert {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    } == files
+    if kind == "hf":
+        # Files kept in git are checked against their git blob sha1, the name huggingface_hub caches them by.
+        config = files["config.json"]
+        git_sha = hashlib.sha1(f"blob {len(config)}\0".encode() + config).hexdigest()
+        assert (folder / "config.json").resolve().name == git_sha

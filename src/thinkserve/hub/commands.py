@@ -14,14 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from thinkserve.catalogue.sources import load_sources
+from thinkserve.catalogue.sources import Source, load_sources
 from thinkserve.catalogue.spec import load_catalogue
 from thinkserve.config import Settings
 from thinkserve.core.paths import default_data_dir
 from thinkserve.hub.disk import human_size
 from thinkserve.hub.manifest import Entry, Manifest
 from thinkserve.hub.progress import RichReporter
-from thinkserve.hub.puller import hub_for, pull_name, pull_reference, quant_of, record
+from thinkserve.hub.puller import hub_for, pull_name, pull_reference, pull_repo, quant_of, record
 from thinkserve.hub.reference import HUBS, HubName, Reference, ReferenceError, is_reference
 from thinkserve.hub.remote import HubError, HubUnreachable, NotOnHub
 from thinkserve.hub.serving import cached_file, resolve_references, with_pulled
@@ -57,6 +57,11 @@ def register(sub: Any, *, serve: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--hub", choices=HUBS, default=None, help="for a name: hf (default) or modelscope ($THINKSERVE_HUB)"
+    )
+    p.add_argument(
+        "--safetensors",
+        action="store_true",
+        help="for a name: the original safetensors repo, whole (for engines that load a Hugging Face folder)",
     )
     p.add_argument(
         "--as", dest="names", action="append", default=[], help="also serve this name with the file"
@@ -99,6 +104,8 @@ def pull(args: argparse.Namespace) -> int:
                 "nor a reference (hf://ORG/REPO/FILE, modelscope://ORG/REPO/FILE)",
                 2,
             )
+        if args.safetensors:
+            return _pull_safetensors(target, args)
         entry, path = _pull(target, args)
     except ReferenceError as exc:
         return _fail(str(exc), 2)
@@ -131,6 +138,18 @@ def _pull(target: str, args: argparse.Namespace) -> tuple[Entry, Path]:
         source = load_sources()[target]
         pulled, quant = pull_name(target, source, hub_for(hub_name), reporter, quant=args.quant)
     return record(manifest, pulled, [target, *args.names], quant), pulled.paths[0]
+
+
+def _pull_safetensors(target: str, args: argparse.Namespace) -> int:
+    """The whole original repo into the hub's cache; prints its folder (not served by llama.cpp)."""
+    hub_name: HubName = args.hub or _env_hub()
+    repo = load_sources().get(target, Source(target)).safetensors.get(hub_name)
+    if repo is None:
+        return _fail(f"{target!r} has no safetensors repo on {hub_name} in the catalogue", 2)
+    with RichReporter() as reporter:
+        folder = pull_repo(hub_for(hub_name), repo, reporter)
+    sys.stdout.write(f"pulled {hub_name}://{repo}\n{folder}\n")
+    return 0
 
 
 def _already_pulled(target: str) -> tuple[Entry, Path] | None:

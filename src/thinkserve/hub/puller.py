@@ -49,9 +49,34 @@ def pull_reference(
     client: httpx.Client | None = None,
 ) -> Pulled:
     """Fetch every part of ``ref`` that is not in the cache yet (the cache may already hold it)."""
-    parts = [ref.with_path(p) for p in split_parts(ref.path)]
-    remotes = [hub.describe(p) for p in parts]
-    missing = [(p, r) for p, r in zip(parts, remotes, strict=True) if _current(hub, p, r) is None]
+    return pull_files(
+        hub, ref, [ref.with_path(p) for p in split_parts(ref.path)], reporter, free=free, client=client
+    )
+
+
+def pull_repo(hub: Hub, repo: str, reporter: Reporter, *, free: FreeSpace = free_bytes) -> Path:
+    """Fetch a whole repo (safetensors weights, config, tokenizer); return its snapshot folder."""
+    revision = DEFAULT_REVISION[hub.name]
+    files = [Reference(hub.name, repo, f.path, revision) for f in hub.listing(repo, revision)]
+    if not files:
+        raise NotOnHub(f"{hub.name}://{repo} has no files")
+    pulled = pull_files(hub, files[0], files, reporter, free=free)
+    first = pulled.paths[0]
+    return first.parents[len(Path(files[0].path).parts) - 1]
+
+
+def pull_files(
+    hub: Hub,
+    ref: Reference,
+    files: list[Reference],
+    reporter: Reporter,
+    *,
+    free: FreeSpace = free_bytes,
+    client: httpx.Client | None = None,
+) -> Pulled:
+    """Fetch ``files`` (recorded as ``ref``): every size and hash first, the disk check, then the bytes."""
+    remotes = [hub.describe(p) for p in files]
+    missing = [(p, r) for p, r in zip(files, remotes, strict=True) if _current(hub, p, r) is None]
     needed = 0
     for part, remote in missing:
         partial = hub.partial_path(part, remote)
@@ -73,7 +98,7 @@ def pull_reference(
         if own:
             http.close()
     paths = []
-    for part, remote in zip(parts, remotes, strict=True):
+    for part, remote in zip(files, remotes, strict=True):
         path = _current(hub, part, remote)
         if path is None:
             raise HubError(f"{part}: downloaded, but the cache does not return it")

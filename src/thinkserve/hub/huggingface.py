@@ -41,6 +41,7 @@ from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 from thinkserve.hub.reference import HubName, Reference, first_part
 from thinkserve.hub.remote import HubError, HubUnreachable, ListedFile, NotOnHub, RemoteFile
 
+DEFAULT_ENDPOINT = "https://huggingface.co"
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -56,7 +57,10 @@ class HuggingFace:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
-        self.endpoint = (endpoint or env.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+        # An empty HF_ENDPOINT means unset, as for huggingface_hub's other settings.
+        self.endpoint = (endpoint or env.get("HF_ENDPOINT") or constants.ENDPOINT or DEFAULT_ENDPOINT).rstrip(
+            "/"
+        )
         self.token = token or env.get("HF_TOKEN") or None
         self.cache_dir = cache_dir or _cache_dir(env)
 

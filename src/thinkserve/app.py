@@ -103,7 +103,7 @@ def create_app(
             if runtimes is None:
                 for name, spec in settings.engines.items():
                     path = model_file(spec, settings.data_dir)
-                    files[name] = path.name
+                    files[name] = str(path)
                     log.info("loading engine %s from %s", name, path)
                     with waiting(f"loading engine {name}: {file_label(path)}"):
                         engine = await build_engine(spec, path, settings.data_dir)

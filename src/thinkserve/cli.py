@@ -16,6 +16,8 @@ from thinkserve import cli_platform
 from thinkserve.chat import command as chat_command
 from thinkserve.config import Settings, load_settings
 from thinkserve.core.errors import ConfigError
+from thinkserve.hub import commands as hub_commands
+from thinkserve.hub.remote import HubError
 from thinkserve.search.settings import SearchSettings, check_folder
 
 log = logging.getLogger("thinkserve")
@@ -61,7 +63,8 @@ def serve(args: argparse.Namespace) -> int:
             upstreams=args.upstream or (),
             tokenizer=args.tokenizer,
         )
-    except (ConfigError, OSError, ValueError) as exc:
+        settings = hub_commands.prepare_serve(settings, args)
+    except (ConfigError, OSError, ValueError, HubError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
     if args.search_docs is not None:
@@ -100,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     engine = p.add_mutually_exclusive_group()
-    engine.add_argument("--model", default=None, help="a GGUF file that serves every model name")
+    engine.add_argument(
+        "--model", default=None, help="a GGUF file (or hf://ORG/REPO/FILE, modelscope://...) for every name"
+    )
     engine.add_argument(
         "--vllm", default=None, metavar="DIR", help="a Hugging Face model directory served by vLLM"
     )
@@ -122,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=serve)
     cli_platform.register(sub, serve=p)
     chat_command.register(sub)
+    hub_commands.register(sub, serve=p)
     return parser
 
 

@@ -6,10 +6,12 @@ A model card::
     {"id": "qwen-plus", "object": "model", "created": 1745485391, "owned_by": "thinkserve",
      "thinkserve": {"mode": "hybrid", "thinking_default": false, "soft_switch": false,
                     "non_stream": true, "max_cot": 81920, "max_input": 995904, "max_output": 32768,
-                    "served_by": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "thinking": "prompted",
+                    "served_by": "/root/.cache/thinkserve/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                    "thinking": "prompted",
                     "price": {"input": "0.8", "cached_input": "0.16", "output": "2",
                               "thinking_output": "8"}}}
 
+``served_by`` is the file that serves the name (a pulled model's path in its hub's cache).
 ``price`` is the configured price per million tokens (``[prices."NAME"]``, defaults filled in as
 billing applies them), or null when the name has none.
 """

@@ -67,6 +67,11 @@ def _per_core(row: Row, key: str) -> float | None:
     return row[key] / cpu if cpu else None
 
 
+def _cpu_ms(row: Row) -> str:
+    cpu = row.get("gw_cpu")
+    return _f(cpu / row["rps"] * 1000, 2) if cpu and row["rps"] else "–"
+
+
 def _index(rows: list[Row]) -> dict[tuple[str, bool, int], Row]:
     return {(r["label"], r["stream"], r["concurrency"]): r for r in rows}
 
@@ -98,9 +103,9 @@ def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
         "",
         "Non-streaming:",
         "",
-        "| target | C | req/s | gw CPU | req/s per gw core | x litellm | p50 ms | p99 ms | +p50 ms "
-        "| harness CPU | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| target | C | req/s | gw CPU | gw CPU ms/req | req/s per gw core | x litellm | p50 ms | p99 ms "
+        "| +p50 ms | harness CPU | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if row["stream"]:
@@ -108,7 +113,8 @@ def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
         added, ratio = _extra(row, index, "rps")
         out.append(
             f"| {row['label']} | {row['concurrency']} | {_f(row['rps'])} | {_f(row.get('gw_cpu'), 2)} "
-            f"| {_f(_per_core(row, 'rps'))} | {ratio} | {_f(row['p50_ms'], 2)} | {_f(row['p99_ms'], 2)} "
+            f"| {_cpu_ms(row)} | {_f(_per_core(row, 'rps'))} | {ratio} | {_f(row['p50_ms'], 2)} "
+            f"| {_f(row['p99_ms'], 2)} "
             f"| {added} | {_f(row['load_cpu'] + row['up_cpu'], 2)} | {row['errors']} |"
         )
     out += [
@@ -134,36 +140,39 @@ def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
 
 
 def goals(index: dict[tuple[str, bool, int], Row]) -> list[str]:
-    """The issue's three goals, from the rows of this run."""
+    """The issue's three goals, from the rows of this run. Rates compare each gateway's best
+    per-core rate over the concurrencies run (its efficiency where it did best), not one cell: a
+    gateway whose tail collapses at one concurrency is not judged by that cell alone."""
     lines = ["Goals (one gateway core, ratios from this run):", ""]
-    top = max((c for _, _, c in index), default=0)
 
-    def ratio(stream: bool, rate: str) -> float | None:
-        mine, theirs = index.get(("thinkserve", stream, top)), index.get(("litellm", stream, top))
-        if not mine or not theirs:
-            return None
-        a, b = _per_core(mine, rate), _per_core(theirs, rate)
-        return a / b if a and b else None
+    def best(label: str, stream: bool, rate: str) -> tuple[float, int] | None:
+        cells = [
+            (value, c)
+            for (name, s, c), row in index.items()
+            if name == label and s == stream and (value := _per_core(row, rate))
+        ]
+        return max(cells) if cells else None
 
-    rps = ratio(False, "rps")
-    if rps is not None:
-        verdict = "met" if rps >= GOAL_RPS else "NOT met"
-        lines.append(
-            f"- req/s per gateway core at C={top}: {rps:.1f}x LiteLLM (goal >= {GOAL_RPS:g}x): {verdict}"
-        )
+    for stream, rate, what, goal in (
+        (False, "rps", "req/s per gateway core", GOAL_RPS),
+        (True, "chunks_per_s", "streamed chunks/s per gateway core", GOAL_CHUNKS),
+    ):
+        mine, theirs = best("thinkserve", stream, rate), best("litellm", stream, rate)
+        if mine and theirs:
+            ratio = mine[0] / theirs[0]
+            lines.append(
+                f"- {what}, best of each: thinkserve {_f(mine[0])} (C={mine[1]}), LiteLLM "
+                f"{_f(theirs[0])} (C={theirs[1]}): {ratio:.1f}x (goal >= {goal:g}x): "
+                + ("met" if ratio >= goal else "NOT met")
+            )
     ts, floor = index.get(("thinkserve", False, 1)), index.get(("upstream-tokens", False, 1))
     if ts and floor:
         added = ts["p50_ms"] - floor["p50_ms"]
-        verdict = "met" if added <= GOAL_P50_MS else "NOT met"
+        cpu_ms = ts["gw_cpu"] / ts["rps"] * 1000 if ts.get("gw_cpu") and ts["rps"] else None
         lines.append(
             f"- p50 added at C=1 (non-streaming): +{added:.2f} ms over upstream-tokens "
-            f"(goal <= +{GOAL_P50_MS} ms): {verdict}"
-        )
-    chunks = ratio(True, "chunks_per_s")
-    if chunks is not None:
-        verdict = "met" if chunks >= GOAL_CHUNKS else "NOT met"
-        lines.append(
-            f"- streamed chunks/s per gateway core at C={top}: {chunks:.1f}x LiteLLM "
-            f"(goal >= {GOAL_CHUNKS:g}x): {verdict}"
+            f"(goal <= +{GOAL_P50_MS} ms): "
+            + ("met" if added <= GOAL_P50_MS else "NOT met")
+            + (f"; the gateway's own CPU per request there: {cpu_ms:.2f} ms" if cpu_ms else "")
         )
     return lines

@@ -21,7 +21,7 @@ uvicorn with uvloop and httptools, and orjson; it imports nothing of thinkserve)
   ``max_tokens`` cuts the script (``finish_reason: "length"``); the script's last token is the
   end-of-generation token (its text is empty, as vLLM skips special tokens), so a whole answer
   ends with ``"stop"``.
-* ``GET /v1/models``, ``GET /health`` (vLLM's readiness probe).
+* ``GET /v1/models`` (with ``max_model_len``), ``GET /health`` (vLLM's readiness probe), ``GET /version``.
 
 The script is a JSON file ``{"tokens": [[id, "text"], ...]}``: the tokens of the reply in the
 gateway's tokenizer, so that the gateway detokenizes real ids.
@@ -51,6 +51,8 @@ JSON = [(b"content-type", b"application/json")]
 SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 BLOCK = 16
 """vLLM's default KV block size: its prefix cache holds whole blocks."""
+MAX_MODEL_LEN = 32768
+"""The context ``/v1/models`` reports, as vLLM does (``max_model_len``)."""
 RECENT = 8
 """Prompts remembered for the prefix-cache count (like a small cache: a few conversations)."""
 
@@ -75,7 +77,17 @@ class Upstream:
         self.models = orjson.dumps(
             {
                 "object": "list",
-                "data": [{"id": model, "object": "model", "created": 0, "owned_by": "vllm", "root": model}],
+                "data": [
+                    {
+                        "id": model,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "vllm",
+                        "root": model,
+                        "parent": None,
+                        "max_model_len": MAX_MODEL_LEN,
+                    }
+                ],
             }
         )
 
@@ -87,6 +99,8 @@ class Upstream:
             return await _reply(send, 200, self.models)
         if method == "GET" and path == "/health":
             return await _reply(send, 200, b"")
+        if method == "GET" and path == "/version":
+            return await _reply(send, 200, b'{"version":"instant"}')
         if method != "POST" or path not in ("/v1/chat/completions", "/v1/completions"):
             return await _reply(send, 404, _error("not found"))
         body = b""

@@ -42,8 +42,10 @@ def build(path: str, gguf: Path, prompt: str, chunks: int) -> Script:
         from thinkserve.engine.fake.tokenizer import FakeTokenizer
 
         return _script(FakeTokenizer(), prompt, chunks)
+    from thinkserve.engine.llamacpp.native import install_native_logging
     from thinkserve.engine.llamacpp.tokenizer import VocabFile
 
+    install_native_logging()  # llama.cpp's loading chatter goes to logging, not to stderr
     vocab = VocabFile(str(gguf))
     try:
         return _script(vocab.tokenizer, prompt, chunks)

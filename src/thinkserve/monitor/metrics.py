@@ -28,6 +28,7 @@ _LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 
 EngineSource = Callable[[], Mapping[str, Engine]]
+"""Engine name -> engine, read at each scrape."""
 
 
 @dataclass(slots=True)
@@ -43,9 +44,6 @@ class _Finished:
     duration: Histogram
     ttft: Histogram | None = None
     per_token: Histogram | None = None
-
-
-"""Engine name -> engine, read at each scrape."""
 
 
 class Metrics:

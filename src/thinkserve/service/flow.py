@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -55,15 +55,7 @@ class Running:
 
     def __init__(self, first: Event, rest: AsyncIterator[Event]) -> None:
         self._rest = rest
-        self.events = self._chain(first, rest)
-
-    async def _chain(self, first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
-        try:
-            yield first
-            async for event in rest:
-                yield event
-        finally:
-            await _close(rest)
+        self.events: AsyncIterator[Event] = _Chain(first, rest)
 
     async def collect(self) -> Collected:
         """Fold the stream, then close it so usage is recorded before the response leaves."""
@@ -77,6 +69,35 @@ class Running:
         garbage collection; a client that goes away ends up here."""
         await _close(self.events)
         await _close(self._rest)
+
+
+class _Chain:
+    """``first``, then the events of ``rest``. Not a generator: ``__anext__`` hands out ``rest``'s
+    own, so that each event costs no extra frame (this runs once per token)."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, first: Event, rest: AsyncIterator[Event]) -> None:
+        self._first: Event | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Chain:
+        return self
+
+    def __anext__(self) -> Awaitable[Event]:
+        first = self._first
+        if first is None:
+            return self._rest.__anext__()
+        self._first = None
+        return _now(first)
+
+    async def aclose(self) -> None:
+        self._first = None
+        await _close(self._rest)
+
+
+async def _now(event: Event) -> Event:
+    return event
 
 
 class RequestFlow:
@@ -144,19 +165,18 @@ class RequestFlow:
             raise
         return Running(first, events)
 
-    async def _placed(self, principal: Principal, plan: Plan) -> AsyncIterator[Event]:
-        """``plan``'s events, once its key's turn for a place in the engine came."""
-        runtime = plan.runtime
-        if runtime.places is None:
-            # Closed explicitly, not left to garbage collection: closing it cancels the engine
-            # sequence and starts counting what the engine sampled meanwhile (metering waits).
-            async with contextlib.aclosing(self._generation.stream(plan)) as stream:
-                async for event in stream:
-                    yield event
-            return
+    def _placed(self, principal: Principal, plan: Plan) -> AsyncIterator[Event]:
+        """``plan``'s events, once its key's turn for a place in the engine came (an engine
+        without places takes them at once)."""
+        places = plan.runtime.places
+        if places is None:
+            return self._generation.stream(plan)
+        return self._in_line(principal, plan, places)
+
+    async def _in_line(self, principal: Principal, plan: Plan, places: int) -> AsyncIterator[Event]:
         line = self._lines.get(plan.spec.engine)
         if line is None:
-            line = self._lines[plan.spec.engine] = FairLine(runtime.places, runtime.depth)
+            line = self._lines[plan.spec.engine] = FairLine(places, plan.runtime.depth)
         await line.enter(principal.key_id)
         try:
             async with contextlib.aclosing(self._generation.stream(plan)) as stream:

@@ -224,7 +224,8 @@ def _pipeline(plan: Plan) -> DecodePipeline:
     chat = plan.runtime.chat
     return DecodePipeline(
         chat.splitter(plan.prompt),
-        [StopStage(plan.request.stop)],
+        # Without stop strings the stage passes everything through: leave it out of the per-token path.
+        [StopStage(plan.request.stop)] if any(plan.request.stop) else [],
         prompt_tokens=len(plan.prompt.tokens),
         tags=frozenset(t for t in (chat.start_id, chat.end_id) if t is not None),
     )

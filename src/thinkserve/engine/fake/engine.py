@@ -126,6 +126,8 @@ class FakeEngine:
         self._tok = FakeTokenizer()
         self._context = context_length
         self._history: list[list[int]] = []
+        self._scripts: dict[str, list[int]] = {}
+        """Each reply's tokens, encoded once (a reply is one of three texts)."""
         self.stats = FakeStats()
 
     @property
@@ -156,7 +158,10 @@ class FakeEngine:
             reply = f"{self.reasoning}\n</think>\n\n{self.answer}<|im_end|>"
         else:
             reply = f"<think>\n{self.reasoning}\n</think>\n\n{self.answer}<|im_end|>"
-        return FakeSequence(self, request, self._tok.encode(reply), cached)
+        script = self._scripts.get(reply)
+        if script is None:
+            script = self._scripts[reply] = self._tok.encode(reply)
+        return FakeSequence(self, request, script, cached)
 
     def health(self) -> Health:
         return Health("up", "scripted")

@@ -32,6 +32,7 @@ class FakeTokenizer:
         self._template = template
         self._specials = {s: _SPECIAL_BASE + i for i, s in enumerate(SPECIALS)}
         self._names = {v: k for k, v in self._specials.items()}
+        self._ends = frozenset((self._specials["<|im_end|>"], self._specials["<|endoftext|>"]))
 
     def encode(self, text: str, *, special: bool = True) -> list[int]:
         out: list[int] = []
@@ -73,4 +74,4 @@ class FakeTokenizer:
         return "<|im_end|>"
 
     def is_end(self, token: int) -> bool:
-        return token in (self._specials["<|im_end|>"], self._specials["<|endoftext|>"])
+        return token in self._ends

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from thinkserve.core.types import FinishReason, Usage
+from thinkserve.core.types import FinishReason, ToolCall, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,23 @@ class AnswerDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call, with the usage so far. The first piece of call ``index`` carries its
+    ``id`` and ``name`` (``arguments`` may be ""); later pieces carry only ``arguments`` text::
+
+        ToolCallDelta(0, "call_3f2a...", "get_current_weather", "", usage)
+        ToolCallDelta(0, None, None, '{"location": "Hang', usage)
+        ToolCallDelta(0, None, None, 'zhou"}', usage)
+    """
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The last event of every stream."""
 
@@ -36,7 +53,7 @@ class Finished:
     """Whether the request ran in thinking mode (billing and metering need it)."""
 
 
-Event = ReasoningDelta | AnswerDelta | Finished
+Event = ReasoningDelta | AnswerDelta | ToolCallDelta | Finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +63,24 @@ class Collected:
     reasoning: str
     answer: str
     finished: Finished
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 async def fold(events: AsyncIterator[Event]) -> Collected:
     """The non-streaming response: the same stream, folded."""
     reasoning: list[str] = []
     answer: list[str] = []
+    calls: list[tuple[str, str, list[str]]] = []
     async for event in events:
         if isinstance(event, ReasoningDelta):
             reasoning.append(event.text)
         elif isinstance(event, AnswerDelta):
             answer.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            if event.index == len(calls):
+                calls.append((event.id or "", event.name or "", []))
+            calls[event.index][2].append(event.arguments)
         else:
-            return Collected("".join(reasoning), "".join(answer), event)
+            tool_calls = tuple(ToolCall(i, n, "".join(a)) for i, n, a in calls)
+            return Collected("".join(reasoning), "".join(answer), event, tool_calls)
     raise AssertionError("stream ended without Finished")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from thinkserve.core.errors import Arrearage, RateLimited
-from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
+from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta, ToolCallDelta
 from thinkserve.core.types import Usage
 from thinkserve.platform.port import Administration, Admission, Gate, Principal
 
@@ -89,7 +89,7 @@ async def metered(
     status: Status = "cancelled"
     try:
         async for event in events:
-            if isinstance(event, ReasoningDelta | AnswerDelta):
+            if isinstance(event, ReasoningDelta | AnswerDelta | ToolCallDelta):
                 usage = event.usage
                 if first is None:
                     first = time.monotonic()

@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 
 from thinkserve.api.openai import convert
 from thinkserve.core.errors import ThinkserveError
-from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta
+from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta, ToolCallDelta
 from thinkserve.core.types import ChatRequest, ThinkingDecision
 
 
@@ -32,6 +32,8 @@ class ChunkStream:
             return (self._writer.reasoning(event.text),)
         if isinstance(event, AnswerDelta):
             return (self._writer.answer(event.text),)
+        if isinstance(event, ToolCallDelta):
+            return (self._writer.tool_call(event),)
         if self._include_usage:
             return self._writer.finish(event.reason), self._writer.usage(event.usage)
         return (self._writer.finish(event.reason),)

@@ -58,7 +58,9 @@ def grammars() -> dict[str, str | None]:
     }
 
 
-async def one(engine: LlamaCppEngine, prompt: list[int], rules: str | None, seed: int, tokens: int) -> tuple[float, int]:
+async def one(
+    engine: LlamaCppEngine, prompt: list[int], rules: str | None, seed: int, tokens: int
+) -> tuple[float, int]:
     """Seconds per token after the first, and the tokens sampled."""
     sampling = SamplingParams(temperature=0.7, top_p=0.95, top_k=20, seed=seed)
     request = EngineRequest(
@@ -76,7 +78,9 @@ async def one(engine: LlamaCppEngine, prompt: list[int], rules: str | None, seed
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=str(TINY))
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=7)
@@ -87,7 +91,8 @@ async def main() -> None:
     try:
         chat = ChatFormat(engine.tokenizer)
         prompt = chat.render(
-            [Message("user", "What is the weather like in Hangzhou right now? Answer in JSON.")], thinking=False
+            [Message("user", "What is the weather like in Hangzhou right now? Answer in JSON.")],
+            thinking=False,
         ).tokens
         modes = grammars()
         per_token: dict[str, list[float]] = {m: [] for m in modes}
@@ -100,17 +105,17 @@ async def main() -> None:
                     per_token[mode].append(seconds)
                 counts[mode].append(n)
         base = statistics.median(per_token["free"])
-        print(f"model: {Path(args.model).name}; prompt {len(prompt)} tokens; up to {args.tokens} tokens; {args.rounds} rounds")
+        name = Path(args.model).name
+        print(f"model: {name}; prompt {len(prompt)} tokens; up to {args.tokens} tokens; {args.rounds} rounds")
         print(f"backend: {engine.health().reason}")
         print("| mode | ms/token (median) | best | tokens per answer (median) | median vs free |")
         print("|---|---|---|---|---|")
         for mode in modes:
             times = per_token[mode]
             med = statistics.median(times)
-            print(
-                f"| {mode} | {med * 1000:.2f} | {min(times) * 1000:.2f} | {statistics.median(counts[mode]):.0f} "
-                f"| {med / base:.2f}x (+{(med - base) * 1000:.2f} ms) |"
-            )
+            n = statistics.median(counts[mode])
+            ratio = f"{med / base:.2f}x (+{(med - base) * 1000:.2f} ms)"
+            print(f"| {mode} | {med * 1000:.2f} | {min(times) * 1000:.2f} | {n:.0f} | {ratio} |")
     finally:
         await engine.aclose()
 

@@ -26,7 +26,10 @@ TOOLS: list[dict[str, Any]] = [
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "location": {"type": "string", "description": "城市或县区，比如北京市、杭州市、余杭区等。"}
+                    "location": {
+                        "type": "string",
+                        "description": "城市或县区，比如北京市、杭州市、余杭区等。",
+                    }
                 },
                 "required": ["location"],
             },

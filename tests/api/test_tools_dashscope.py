@@ -91,11 +91,21 @@ def test_example_streamed_with_thinking(base: LiveServer) -> None:
             "role": "assistant",
             "content": "",
             "tool_calls": [
-                {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
             ],
         }
     )
-    messages.append({"role": "tool", "content": get_current_weather(json.loads(call["arguments"])), "tool_call_id": call["id"]})
+    messages.append(
+        {
+            "role": "tool",
+            "content": get_current_weather(json.loads(call["arguments"])),
+            "tool_call_id": call["id"],
+        }
+    )
     answer = ""
     for response in get_response(messages, enable_thinking=True, stream=True, incremental_output=True):
         assert "tool_calls" not in response.output.choices[0].message
@@ -124,7 +134,10 @@ def test_cumulative_stream_repeats_every_call_so_far(fake_server: LiveServer) ->
     assert last["finish_reason"] == "tool_calls"
     (call,) = last["message"]["tool_calls"]
     assert call["function"] == {"name": "get_current_weather", "arguments": '{"location": "Hangzhou"}'}
-    growing = [b.data["output"]["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] for b in with_calls]  # type: ignore[index]
+    growing = [
+        b.data["output"]["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+        for b in with_calls
+    ]  # type: ignore[index]
     assert all(a.startswith(b) for a, b in zip(growing[1:], growing, strict=False))
 
 
@@ -143,6 +156,8 @@ def test_incremental_stream_pieces_carry_index_and_empty_ids(fake_server: LiveSe
 
 def test_tools_answer_in_the_message_shape_by_default(fake_server: LiveServer) -> None:
     body = post(fake_server, {}, sse=False).json()
-    assert body["output"]["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "get_current_weather"
+    assert (
+        body["output"]["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "get_current_weather"
+    )
     refused = post(fake_server, {"result_format": "text"}, sse=False)
     assert refused.status_code == 400 and refused.json()["code"] == "InvalidParameter"

@@ -109,11 +109,17 @@ def test_example_streamed_with_thinking(fake_server: LiveServer) -> None:
             "content": None,
             "reasoning_content": reasoning,
             "tool_calls": [
-                {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
             ],
         }
     )
-    messages.append({"role": "tool", "tool_call_id": call["id"], "content": run_tool(call["name"], call["arguments"])})
+    messages.append(
+        {"role": "tool", "tool_call_id": call["id"], "content": run_tool(call["name"], call["arguments"])}
+    )
     reasoning, content, calls, (finish, _) = stream_turn(c, messages)
     assert not calls and finish == "stop" and content == "Hello! I am a helpful assistant."
 
@@ -125,7 +131,11 @@ def test_the_tool_result_reaches_the_prompt(fake_server: LiveServer, fake_engine
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_current_weather", "arguments": '{"location": "杭州"}'}}
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_current_weather", "arguments": '{"location": "杭州"}'},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "杭州今天是晴天。"},
@@ -133,19 +143,27 @@ def test_the_tool_result_reaches_the_prompt(fake_server: LiveServer, fake_engine
     client(fake_server).chat.completions.create(model="qwen-plus", messages=messages, tools=TOOLS)
     prompt = fake_engine.tokenizer.decode(fake_engine.stats.prompts[-1])
     assert '<tools>\n{"type": "function", "function": {"name": "get_current_time"' in prompt
-    assert '<tool_call>\n{"name": "get_current_weather", "arguments": {"location": "杭州"}}\n</tool_call>' in prompt
+    assert (
+        '<tool_call>\n{"name": "get_current_weather", "arguments": {"location": "杭州"}}\n</tool_call>'
+        in prompt
+    )
     assert "<tool_response>\n杭州今天是晴天。\n</tool_response>" in prompt
 
 
 def test_tool_choice_none_answers_in_text(fake_server: LiveServer) -> None:
     response = client(fake_server).chat.completions.create(
-        model="qwen-plus", messages=[{"role": "user", "content": "杭州天气怎么样"}], tools=TOOLS, tool_choice="none"
+        model="qwen-plus",
+        messages=[{"role": "user", "content": "杭州天气怎么样"}],
+        tools=TOOLS,
+        tool_choice="none",
     )
     assert response.choices[0].message.tool_calls is None
     assert response.choices[0].finish_reason == "stop"
 
 
-@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_current_weather"}}])
+@pytest.mark.parametrize(
+    "choice", ["required", {"type": "function", "function": {"name": "get_current_weather"}}]
+)
 def test_forced_calls_are_refused_while_thinking_as_model_studio_does(
     fake_server: LiveServer, choice: Any
 ) -> None:
@@ -176,6 +194,11 @@ def test_dated_snapshot_names_resolve_to_their_family(fake_server: LiveServer) -
     for name in ("qwen-plus-2025-07-14", "qwen-plus-2025-09-11", "qwen-flash-2025-09-01"):
         response = c.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])
         assert response.model == name
-    for name in ("qwen-plus-2024-01-01", "qwen-plus-2025-13-01", "qwq-plus-2026-01-01", "qwen-pluss-2025-07-14"):
+    for name in (
+        "qwen-plus-2024-01-01",
+        "qwen-plus-2025-13-01",
+        "qwq-plus-2026-01-01",
+        "qwen-pluss-2025-07-14",
+    ):
         with pytest.raises(openai.NotFoundError):
             c.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])

@@ -59,9 +59,16 @@ def check_weather_call(name: str, arguments: str) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_openai_example_non_streaming_thinking(live: LiveServer, seed: int) -> None:
     c = client(live)
-    messages: list[Any] = [{"role": "user", "content": "What is the weather like in Hangzhou right now? Use the tool."}]
+    messages: list[Any] = [
+        {"role": "user", "content": "What is the weather like in Hangzhou right now? Use the tool."}
+    ]
     response = c.chat.completions.create(
-        model="qwen-plus", messages=messages, tools=TOOLS, tool_choice=WEATHER, seed=seed, extra_body=FORCE_WHILE_THINKING
+        model="qwen-plus",
+        messages=messages,
+        tools=TOOLS,
+        tool_choice=WEATHER,
+        seed=seed,
+        extra_body=FORCE_WHILE_THINKING,
     )
     choice = response.choices[0]
     assert choice.finish_reason == "tool_calls", choice
@@ -69,7 +76,13 @@ def test_openai_example_non_streaming_thinking(live: LiveServer, seed: int) -> N
     (call,) = choice.message.tool_calls or ()
     check_weather_call(call.function.name, call.function.arguments)
     messages.append(choice.message)
-    messages.append({"role": "tool", "tool_call_id": call.id, "content": run_tool(call.function.name, call.function.arguments)})
+    messages.append(
+        {
+            "role": "tool",
+            "tool_call_id": call.id,
+            "content": run_tool(call.function.name, call.function.arguments),
+        }
+    )
     response = c.chat.completions.create(
         model="qwen-plus", messages=messages, tools=TOOLS, seed=seed, extra_body={"enable_thinking": True}
     )
@@ -79,7 +92,9 @@ def test_openai_example_non_streaming_thinking(live: LiveServer, seed: int) -> N
 
 def test_openai_example_streamed_thinking(live: LiveServer) -> None:
     c = client(live)
-    messages: list[Any] = [{"role": "user", "content": "What is the weather like in Hangzhou right now? Use the tool."}]
+    messages: list[Any] = [
+        {"role": "user", "content": "What is the weather like in Hangzhou right now? Use the tool."}
+    ]
     stream = c.chat.completions.create(
         model="qwen-plus",
         messages=messages,
@@ -116,7 +131,13 @@ def test_openai_example_streamed_thinking(live: LiveServer) -> None:
             "role": "assistant",
             "content": None,
             "reasoning_content": reasoning,
-            "tool_calls": [{"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}],
+            "tool_calls": [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+            ],
         },
         {"role": "tool", "tool_call_id": call["id"], "content": run_tool(call["name"], call["arguments"])},
     ]
@@ -130,10 +151,20 @@ def test_openai_example_streamed_thinking(live: LiveServer) -> None:
     assert finish in ("stop", "tool_calls", "length")
 
 
-def test_dashscope_example_streamed_and_not_thinking(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dashscope_example_streamed_and_not_thinking(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(dashscope, "base_http_api_url", live.dashscope_base)
-    messages: list[Any] = [{"role": "user", "content": "What is the weather like in Hangzhou right now? Use the tool."}]
-    common = {"api_key": API_KEY, "model": "qwen-plus", "tools": TOOLS, "result_format": "message", "enable_thinking": True}
+    messages: list[Any] = [
+        {"role": "user", "content": "What is the weather like in Hangzhou right now? Use the tool."}
+    ]
+    common = {
+        "api_key": API_KEY,
+        "model": "qwen-plus",
+        "tools": TOOLS,
+        "result_format": "message",
+        "enable_thinking": True,
+    }
     response = Generation.call(
         messages=messages, tool_choice=WEATHER, thinkserve={"constrain_after_thinking": True}, **common
     )
@@ -153,7 +184,13 @@ def test_dashscope_example_streamed_and_not_thinking(live: LiveServer, monkeypat
             streamed["arguments"] += piece["function"].get("arguments", "")
     check_weather_call(streamed["name"], streamed["arguments"])
     messages.append(message)
-    messages.append({"role": "tool", "name": "get_current_weather", "content": get_current_weather(json.loads(call["function"]["arguments"]))})
+    messages.append(
+        {
+            "role": "tool",
+            "name": "get_current_weather",
+            "content": get_current_weather(json.loads(call["function"]["arguments"])),
+        }
+    )
     response = Generation.call(messages=messages, **common)
     assert response.status_code == 200, response
     assert response.usage.output_tokens > 0

@@ -60,8 +60,16 @@ def test_call_grammars_parse(vocab: Any, fmt: CallFormat, parallel: bool, only: 
     "schema",
     [
         None,
-        {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {"type": "string"}}}},
-        {"type": "object", "properties": {"x": {"enum": ["p", "q"]}}, "required": ["x"], "additionalProperties": False},
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {"type": "string"}}},
+        },
+        {
+            "type": "object",
+            "properties": {"x": {"enum": ["p", "q"]}},
+            "required": ["x"],
+            "additionalProperties": False,
+        },
         {"$defs": {"n": {"type": "number"}}, "type": "object", "properties": {"n": {"$ref": "#/$defs/n"}}},
     ],
 )
@@ -103,7 +111,15 @@ def test_later_snapshots_take_their_familys_rules(name: str, family: str | None)
 
 @pytest.mark.parametrize(
     "name",
-    ["qwen-plus-2025-04-27", "qwen-flash-2025-07-27", "qwen-plus-2025-02-30", "qwq-plus-2026-01-01", "gpt-4-2025-07-14", "qwen-plus-latest-2025-09-01", "nothing"],
+    [
+        "qwen-plus-2025-04-27",
+        "qwen-flash-2025-07-27",
+        "qwen-plus-2025-02-30",
+        "qwq-plus-2026-01-01",
+        "gpt-4-2025-07-14",
+        "qwen-plus-latest-2025-09-01",
+        "nothing",
+    ],
 )
 def test_other_names_stay_unknown(name: str) -> None:
     assert snapshots.resolve(name, load_catalogue()) is None

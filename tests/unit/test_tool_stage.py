@@ -101,7 +101,11 @@ def test_an_unreadable_block_is_given_back_as_text() -> None:
 
 
 def test_a_call_cut_short_is_still_a_call_with_the_text_written() -> None:
-    assert run(HERMES, '<tool_call>\n{"name": "f", "arguments": {"x": 1') == ("", {0: ["call_x", "f", '{"x": 1']}, None)
+    assert run(HERMES, '<tool_call>\n{"name": "f", "arguments": {"x": 1') == (
+        "",
+        {0: ["call_x", "f", '{"x": 1']},
+        None,
+    )
 
 
 def test_text_that_only_looks_like_the_start_of_a_tag() -> None:

@@ -42,7 +42,7 @@ FORCED_WHILE_THINKING = (
     "The tool_choice parameter does not support being set to required or object in thinking mode"
 )
 JSON_WHILE_THINKING = "Json mode response is not supported when enable_thinking is true"
-TOOLS_WITH_JSON = "response_format cannot be used together with tools: send tool_choice \"none\" or no tools."
+TOOLS_WITH_JSON = 'response_format cannot be used together with tools: send tool_choice "none" or no tools.'
 
 
 def constrains_after_thinking(spec: ModelSpec, request: ChatRequest) -> bool:

@@ -84,7 +84,9 @@ KIMI = CallFormat(
     name="kimi",
     call_begin="<|tool_call_begin|>",
     call_end="<|tool_call_end|>",
-    header=re.compile(r"\s*(?P<id>functions\.(?P<name>[A-Za-z0-9_\-.]+):\d+)\s*<\|tool_call_argument_begin\|>\s*"),
+    header=re.compile(
+        r"\s*(?P<id>functions\.(?P<name>[A-Za-z0-9_\-.]+):\d+)\s*<\|tool_call_argument_begin\|>\s*"
+    ),
     closer=r"(?!)",
     section_begin="<|tool_calls_section_begin|>",
     section_end="<|tool_calls_section_end|>",

@@ -7,9 +7,10 @@ family writes around a call. Every grammar allows a little whitespace first (the
 
     root ::= ws call
     call ::= "<tool_call>" ws "{" space "\\"name\\"" space ":" space fn ws "</tool_call>"
-    fn ::= fn-get-current-weather
-    fn-get-current-weather ::= "\\"get_current_weather\\"" space "," space "\\"arguments\\"" space ":" space args-get-current-weather space "}"
-    args-get-current-weather ::= "{" space location-kv "}" space
+    fn ::= fn-0
+    fn-0 ::= "\\"get_current_weather\\"" space "," space "\\"arguments\\"" space ":" space
+             args-0 space "}"
+    args-0 ::= "{" space args-0-location-kv "}" space
     ...
     ws ::= [ \\t\\n]{0,4}
 

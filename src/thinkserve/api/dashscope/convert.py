@@ -187,7 +187,9 @@ def to_parsed(wire: schemas.GenerationRequest, *, sse: bool) -> Parsed:
         ),
     )
     if chat.tools and p.result_format == "text":
-        raise InvalidParameter('tools require the result_format parameter to be "message"', param="result_format")
+        raise InvalidParameter(
+            'tools require the result_format parameter to be "message"', param="result_format"
+        )
     return Parsed(chat, p.result_format, p.incremental_output)
 
 
@@ -279,8 +281,12 @@ class BlockWriter:
         """A block with a piece of a call (incremental) or every call so far (cumulative)."""
         if piece.name is not None:
             self._calls.append(
-                {"index": piece.index, "id": piece.id or "", "type": "function",
-                 "function": {"name": piece.name, "arguments": ""}}  # fmt: skip
+                {
+                    "index": piece.index,
+                    "id": piece.id or "",
+                    "type": "function",
+                    "function": {"name": piece.name, "arguments": ""},
+                }
             )
         self._calls[piece.index]["function"]["arguments"] += piece.arguments
         if self._incremental:
@@ -290,7 +296,9 @@ class BlockWriter:
             fragment = {"index": piece.index, "id": piece.id or "", "type": "function", "function": function}
             return self._block(_EMPTY, _EMPTY, _NULL, piece.usage, orjson.dumps([fragment]))
         whole = orjson.dumps(self._calls)
-        return self._block(orjson.dumps(self._answer), orjson.dumps(self._reasoning), _NULL, piece.usage, whole)
+        return self._block(
+            orjson.dumps(self._answer), orjson.dumps(self._reasoning), _NULL, piece.usage, whole
+        )
 
     def reasoning(self, text: str, usage: Usage) -> bytes:
         """A reasoning block; nothing in the ``text`` shape (used only when not thinking)."""

@@ -175,13 +175,13 @@ class FakeEngine:
             return None
         functions = [json.loads(line)["function"] for line in tools.group(1).split("\n")]
         asked = set(last_turn)
-        function = max(
-            functions, key=lambda f: len(asked & set(f["name"] + f.get("description", "")))
-        )
+        function = max(functions, key=lambda f: len(asked & set(f["name"] + f.get("description", ""))))
         schema = function.get("parameters", {})
         properties = schema.get("properties", {})
         arguments = {
-            k: self.tool_value for k in schema.get("required", ()) if properties.get(k, {}).get("type") == "string"
+            k: self.tool_value
+            for k in schema.get("required", ())
+            if properties.get(k, {}).get("type") == "string"
         }
         call = {"name": function["name"], "arguments": arguments}
         return f"<tool_call>\n{json.dumps(call, ensure_ascii=False)}\n</tool_call>"

@@ -26,8 +26,8 @@ FAKE_TEMPLATE = (
     "{% elif m.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ m.content }}\n</tool_response>"
     "<|im_end|>{{ '\n' }}"
     "{% else %}<|im_start|>{{ m.role }}\n{{ m.content }}"
-    "{% for c in m.tool_calls or [] %}{{ '\n' }}<tool_call>\n{\"name\": \"{{ c.function.name }}\", "
-    "\"arguments\": {% if c.function.arguments is string %}{{ c.function.arguments }}"
+    '{% for c in m.tool_calls or [] %}{{ \'\n\' }}<tool_call>\n{"name": "{{ c.function.name }}", '
+    '"arguments": {% if c.function.arguments is string %}{{ c.function.arguments }}'
     "{% else %}{{ c.function.arguments | tojson }}{% endif %}}\n</tool_call>{% endfor %}"
     "<|im_end|>{{ '\n' }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n"

@@ -46,9 +46,7 @@ class ConstraintState:
         """The constrained chain (built on first use); raises ``EngineFailure`` for a grammar
         llama.cpp cannot parse."""
         if self.chain is None:
-            grammar = llama_cpp.llama_sampler_init_grammar(
-                vocab, self.constraint.grammar.encode(), b"root"
-            )
+            grammar = llama_cpp.llama_sampler_init_grammar(vocab, self.constraint.grammar.encode(), b"root")
             if not grammar:
                 raise EngineFailure("The grammar of this request could not be parsed.")
             self.chain = build_sampler(request, n_vocab, penalty_last_n, first=grammar)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from thinkserve.core.errors import EngineFailure
 from thinkserve.engine.checkpoint import CheckpointState
-from thinkserve.engine.llamacpp.grammar import ConstraintState
 from thinkserve.engine.protocol import EngineFinished, EngineRequest, Paused, TokenEvent
 
 if TYPE_CHECKING:
@@ -63,6 +62,7 @@ class SeqState:
         "cached_tokens",
         "channel",
         "checkpoint",
+        "constraint",
         "decoder",
         "greedy",
         "n_kv",
@@ -97,9 +97,9 @@ class SeqState:
         self.arrival = arrival
         self.checkpoint = CheckpointState(self.request.checkpoint)
         """Armed and paused state; the scheduler reads ``checkpoint.paused``."""
-        c = self.request.constraint
-        self.constraint = None if c is None else ConstraintState(c)
-        """Constrained decoding (``engine.llamacpp.grammar``), if the request asks for it."""
+        self.constraint: Any = None
+        """Constrained decoding (``engine.llamacpp.grammar.ConstraintState``) when the request
+        asks for it; the worker sets it up and frees it."""
         self.decoder = decoder
 
     @property

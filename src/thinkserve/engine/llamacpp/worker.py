@@ -26,6 +26,7 @@ import numpy.typing as npt
 from thinkserve.core.errors import EngineFailure, InvalidParameter
 from thinkserve.engine.llamacpp.commands import Cancel, CommandQueue, ResumeCmd, Stop, Submit
 from thinkserve.engine.llamacpp.cpu import CpuBackend
+from thinkserve.engine.llamacpp.grammar import ConstraintState
 from thinkserve.engine.llamacpp.native import Native
 from thinkserve.engine.llamacpp.sampler import build_sampler, free_sampler
 from thinkserve.engine.llamacpp.scheduler import Plan, Scheduler
@@ -198,6 +199,8 @@ class Worker:
     # -- SchedulerHooks -------------------------------------------------------------------------
 
     def prepare(self, seq: SeqState) -> bool:
+        if seq.constraint is None and seq.request.constraint is not None:
+            seq.constraint = ConstraintState(seq.request.constraint)
         if seq.sampler is None and not seq.greedy:
             assert self.tokenizer is not None
             try:
@@ -280,7 +283,7 @@ class Worker:
             self._pause(seq)
             return
         assert self.tokenizer is not None
-        constraint = seq.constraint
+        constraint: ConstraintState | None = seq.constraint
         if constraint is not None and constraint.active:
             try:
                 chain = constraint.sampler(

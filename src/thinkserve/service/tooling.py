@@ -42,6 +42,7 @@ FORCED_WHILE_THINKING = (
     "The tool_choice parameter does not support being set to required or object in thinking mode"
 )
 JSON_WHILE_THINKING = "Json mode response is not supported when enable_thinking is true"
+NO_TOOLS_IN_TEMPLATE = "The chat template of this model's file has no place for tools."
 TOOLS_WITH_JSON = 'response_format cannot be used together with tools: send tool_choice "none" or no tools.'
 
 
@@ -100,6 +101,8 @@ def plan_tools(request: ChatRequest, chat: ChatFormat) -> PlannedTools:
         return PlannedTools((), None, False, grammar.json_grammar(request.response_format))
     if not request.tools or request.tool_choice.mode == "none":
         return PlannedTools((), None, False, None)
+    if not chat.knows_tools:
+        raise InvalidParameter(NO_TOOLS_IN_TEMPLATE, param="tools")
     fmt = format_of(chat.tokenizer.chat_template)
     choice = request.tool_choice
     rules = None

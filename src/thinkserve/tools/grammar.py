@@ -50,7 +50,10 @@ def _visit(converter: SchemaConverter, schema_text: str, name: str, param: str) 
     """Add ``schema``'s rules under ``name``; an object is the default (``{}``: no arguments)."""
     schema: dict[str, Any] = json.loads(schema_text)
     _check_counts(schema, param)
-    if not schema or (schema.get("type") is None and not set(schema) & {"$ref", "anyOf", "oneOf", "allOf"}):
+    if not schema:
+        # "{}": the function takes no arguments (Model Studio), so they are an empty object.
+        schema = {"type": "object", "properties": {}, "additionalProperties": False}
+    elif schema.get("type") is None and not set(schema) & {"$ref", "anyOf", "oneOf", "allOf", "enum", "const"}:
         schema = {"type": "object", **schema}
     try:
         resolved = converter.resolve_refs(schema, "input")

@@ -5,8 +5,8 @@ tokenizer with one token per character, plus the special tokens of a Qwen3-style
 The reply is scripted: with thinking on it writes ``<think>\\n{reasoning}\\n</think>\\n\\n{answer}``
 then ``<|im_end|>``; with the template's thinking-off prompt it writes only the answer. When the
 prompt offers tools (``<tools>``) and its last turn is not a tool's result, the answer is a Hermes
-call of the tool whose name and description share the most characters with that turn (the first
-on a tie), each required string parameter set to ``tool_value``::
+call of the tool whose name and description share the most words (or CJK characters) with that
+turn (the first on a tie), each required string parameter set to ``tool_value``::
 
     <tool_call>
     {"name": "get_current_weather", "arguments": {"location": "Hangzhou"}}
@@ -174,8 +174,10 @@ class FakeEngine:
         if tools is None or last_turn.startswith("user\n<tool_response>"):
             return None
         functions = [json.loads(line)["function"] for line in tools.group(1).split("\n")]
-        asked = set(last_turn)
-        function = max(functions, key=lambda f: len(asked & set(f["name"] + f.get("description", ""))))
+        asked = _words(last_turn.removeprefix("user\n"))
+        function = max(
+            functions, key=lambda f: len(asked & _words(f["name"] + " " + f.get("description", "")))
+        )
         schema = function.get("parameters", {})
         properties = schema.get("properties", {})
         arguments = {
@@ -194,6 +196,10 @@ class FakeEngine:
 
     async def aclose(self) -> None:
         return None
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+|[^\x00-\x7f]", text.lower().replace("_", " ")))
 
 
 def _common(a: list[int], b: list[int]) -> int:

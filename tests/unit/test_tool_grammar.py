@@ -129,3 +129,12 @@ def test_repetitions_llama_cpp_would_expand_beyond_reason_are_a_400() -> None:
     huge = {"type": "object", "properties": {"xs": {"type": "array", "minItems": 10**6}}}
     with pytest.raises(InvalidParameter, match="minItems above 1024"):
         grammar.json_grammar(ResponseFormat(json.dumps(huge)))
+
+
+def test_strings_exclude_raw_control_characters() -> None:
+    """JSON forbids them; llama-cpp-python's converter alone would let a raw newline through."""
+    rules = grammar.json_grammar(
+        ResponseFormat(json.dumps({"type": "object", "properties": {"s": {"type": "string"}}}))
+    )
+    (char,) = [line for line in rules.splitlines() if line.startswith("char ::=")]
+    assert "\\x00-\\x1F" in char

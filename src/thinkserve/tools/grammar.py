@@ -42,8 +42,19 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+# JSON forbids raw control characters in strings; the Python port's ``char`` rule lets them through
+# (llama.cpp's own converter excludes them, as here).
+JSON_CHAR = '[^"\\\\\\x7F\\x00-\\x1F] | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+
+
 def _converter() -> SchemaConverter:
     return SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+
+
+def _format(converter: SchemaConverter) -> str:
+    if "char" in converter._rules:
+        converter._rules["char"] = JSON_CHAR
+    return str(converter.format_grammar())
 
 
 def _visit(converter: SchemaConverter, schema_text: str, name: str, param: str) -> str:
@@ -81,7 +92,7 @@ def json_grammar(response_format: ResponseFormat) -> str:
     rule = _visit(converter, response_format.schema or '{"type": "object"}', "answer", "response_format")
     converter._add_rule("ws", WS)
     converter._add_rule("root", f"ws {rule}")
-    return str(converter.format_grammar())
+    return _format(converter)
 
 
 def call_grammar(fmt: CallFormat, tools: Sequence[ToolSpec], *, only: str | None, parallel: bool) -> str:
@@ -99,7 +110,7 @@ def call_grammar(fmt: CallFormat, tools: Sequence[ToolSpec], *, only: str | None
     if fmt.section_begin and fmt.section_end:
         calls = f"{_literal(fmt.section_begin)} {calls} {_literal(fmt.section_end)}"
     converter._add_rule("root", f"ws {calls}")
-    return str(converter.format_grammar())
+    return _format(converter)
 
 
 def _function(fmt: CallFormat, name: str, args: str) -> str:

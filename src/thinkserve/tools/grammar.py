@@ -47,24 +47,33 @@ def _literal(text: str) -> str:
 JSON_CHAR = '[^"\\\\\\x7F\\x00-\\x1F] | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
 
-def _converter() -> SchemaConverter:
-    return SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+def _converter() -> Any:
+    """The converter, untyped (llama-cpp-python ships no annotations for it)."""
+    converter: Any = SchemaConverter
+    return converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
 
 
-def _format(converter: SchemaConverter) -> str:
+def _format(converter: Any) -> str:
     if "char" in converter._rules:
         converter._rules["char"] = JSON_CHAR
     return str(converter.format_grammar())
 
 
-def _visit(converter: SchemaConverter, schema_text: str, name: str, param: str) -> str:
+def _visit(converter: Any, schema_text: str, name: str, param: str) -> str:
     """Add ``schema``'s rules under ``name``; an object is the default (``{}``: no arguments)."""
     schema: dict[str, Any] = json.loads(schema_text)
     _check_counts(schema, param)
     if not schema:
         # "{}": the function takes no arguments (Model Studio), so they are an empty object.
         schema = {"type": "object", "properties": {}, "additionalProperties": False}
-    elif schema.get("type") is None and not set(schema) & {"$ref", "anyOf", "oneOf", "allOf", "enum", "const"}:
+    elif schema.get("type") is None and not set(schema) & {
+        "$ref",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "enum",
+        "const",
+    }:
         schema = {"type": "object", **schema}
     try:
         resolved = converter.resolve_refs(schema, "input")

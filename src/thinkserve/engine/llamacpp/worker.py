@@ -286,14 +286,14 @@ class Worker:
         constraint: ConstraintState | None = seq.constraint
         if constraint is not None and constraint.active:
             try:
-                chain = constraint.sampler(
+                constraint.ready(
                     request, self._native_vocab(), self.tokenizer.n_vocab, self.config.penalty_last_n
                 )
+                token = constraint.sample(self._native_logits(index))
             except EngineFailure as exc:
                 log.error("request %s: %s", request.request_id, exc)
                 self._fail(seq)
                 return
-            token = int(llama_cpp.llama_sampler_sample(chain, self._ctx, index))
         elif seq.greedy:
             # What the greedy sampler computes (the first maximum), without copying the whole
             # vocabulary into a candidate array first: 15 us instead of 160 us for 152k logits.

@@ -44,6 +44,12 @@ PROMPTED_INSTRUCTION = (
     "answer, in a few sentences)\n</think>\n\n(your final answer to the user)\n\nNever skip the </think> "
     "line and never stop before writing the final answer."
 )
+# With tools, the answer may be a call: the literal Hermes format the template names (small models
+# otherwise write the JSON bare, or with doubled braces, outside any tag).
+PROMPTED_TOOLS = (
+    "To call a function, your final answer is only the call, in exactly this format:\n<tool_call>\n"
+    '{"name": "<function-name>", "arguments": {<the arguments as JSON>}}\n</tool_call>'
+)
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
 # Used when a model file carries no template at all: ChatML, which Qwen models speak.
@@ -240,10 +246,11 @@ class ChatFormat:
                 turn["tool_call_id"] = m.tool_call_id
             turns.append(turn)
         if self.prompted and thinking:
+            instruction = f"{PROMPTED_INSTRUCTION}\n\n{PROMPTED_TOOLS}" if tools else PROMPTED_INSTRUCTION
             if turns and turns[0]["role"] == "system":
-                turns[0] = {"role": "system", "content": f"{turns[0]['content']}\n\n{PROMPTED_INSTRUCTION}"}
+                turns[0] = {"role": "system", "content": f"{turns[0]['content']}\n\n{instruction}"}
             else:
-                turns.insert(0, {"role": "system", "content": f"{DEFAULT_SYSTEM}\n\n{PROMPTED_INSTRUCTION}"})
+                turns.insert(0, {"role": "system", "content": f"{DEFAULT_SYSTEM}\n\n{instruction}"})
         try:
             extra: dict[str, Any] = {}
             if tools:

@@ -16,9 +16,11 @@ from thinkserve.tools.stage import ToolCallStage, ToolPiece
 Calls = dict[int, list[str]]
 
 
-def run(fmt: CallFormat, text: str, *, parallel: bool = True, seed: int = 0) -> tuple[str, Calls, str | None]:
+def run(
+    fmt: CallFormat, text: str, *, parallel: bool = True, seed: int = 0, names: frozenset[str] = frozenset()
+) -> tuple[str, Calls, str | None]:
     """Feed ``text`` in random pieces; the answer text, the calls (id, name, arguments), the end."""
-    stage = ToolCallStage(fmt, parallel=parallel, new_id=lambda: "call_x")
+    stage = ToolCallStage(fmt, parallel=parallel, new_id=lambda: "call_x", names=names)
     rnd = random.Random(seed)
     out: list[Segment | ToolPiece] = []
     i = 0
@@ -143,3 +145,32 @@ def test_a_call_written_inside_the_reasoning_stays_reasoning() -> None:
     calls = [e for e in events if isinstance(e, ToolCallDelta)]
     assert calls[0].name == "g" and "".join(c.arguments for c in calls) == '{"a": 2}'
     assert pipeline.reason("stop") == "tool_calls"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_bare_hermes_call_of_an_offered_tool_is_a_call(seed: int) -> None:
+    text = '{"name": "get_current_weather", "arguments": {"location": "Hangzhou"}}'
+    names = frozenset({"get_current_weather"})
+    assert run(HERMES, text, seed=seed, names=names) == (
+        "",
+        {0: ["call_x", "get_current_weather", '{"location": "Hangzhou"}']},
+        None,
+    )
+    # Not an offered tool, or text first: answer text.
+    assert run(HERMES, text, seed=seed, names=frozenset({"other"}))[0] == text
+    assert run(HERMES, "Sure: " + text, seed=seed, names=names)[1] == {}
+    assert run(HERMES, '{"a": 1}', seed=seed, names=names) == ('{"a": 1}', {}, None)
+
+
+def test_an_unclosed_call_still_ends_the_answer_as_a_call() -> None:
+    pipeline = DecodePipeline(
+        TextSplitter(),
+        [],
+        prompt_tokens=1,
+        tags=frozenset(),
+        calls=ToolCallStage(HERMES, parallel=False, new_id=lambda: "call_x"),
+    )
+    pipeline.feed(TokenEvent(1, '<tool_call>\n{"name": "f", "arguments": {"a": 1'))
+    pipeline.finish(0)
+    assert pipeline.reason("stop") == "tool_calls"
+    assert pipeline.reason("length") == "length"

@@ -92,7 +92,8 @@ class PlannedTools:
     def stage(self) -> ToolCallStage | None:
         if self.fmt is None:
             return None
-        return ToolCallStage(self.fmt, parallel=self.parallel, builtin=self.builtin)
+        names = frozenset(t.name for t in self.tools)
+        return ToolCallStage(self.fmt, parallel=self.parallel, builtin=self.builtin, names=names)
 
 
 def plan_tools(request: ChatRequest, chat: ChatFormat) -> PlannedTools:

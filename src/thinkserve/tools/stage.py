@@ -15,7 +15,9 @@ What a malformed call becomes (README "Function calling"):
 - a block whose header cannot be read (no name) is given back as answer text, as written;
 - a call whose arguments are not valid JSON, or that the output ends inside, is still a call:
   its arguments are the text the model wrote (Model Studio too says to validate them);
-- text around calls is answer text; whitespace between calls is dropped.
+- text around calls is answer text; whitespace between calls is dropped;
+- a Hermes call written bare as the whole answer, ``{"name": "<an offered tool>", "arguments":
+  {...}}`` without its tags, is a call (small models write them so).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from thinkserve.tools.formats import HERMES, CallFormat, partial
 
 HEADER_MAX = 1024
 """Characters of a call's header after which it is judged unreadable (given back as text)."""
+
+
+BARE_HEADER_MAX = 256
+"""Characters of an answer starting with ``{`` read before it is judged not to be a bare call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +70,13 @@ class ToolCallStage:
         parallel: bool,
         new_id: Callable[[], str] = new_call_id,
         builtin: frozenset[str] = frozenset(),
+        names: frozenset[str] = frozenset(),
     ) -> None:
         self._fmt = fmt
+        # A Hermes call written bare, as the whole answer, without its tags (small models do):
+        # looked for until the answer has shown anything else.
+        self._bare = fmt is HERMES and bool(names)
+        self._names = names
         self._parallel = parallel
         self._new_id = new_id
         self._builtin = builtin
@@ -105,8 +116,7 @@ class ToolCallStage:
             return out
         if self._state == "args":
             self._emit_args(self._final(self._buf), out)
-            if self._hidden is not None:
-                self._end_call()
+            self._end_call()
         elif self._state == "header":
             self._unreadable(self._buf, out, closed=False)
         elif self._buf:
@@ -119,6 +129,10 @@ class ToolCallStage:
     def _run(self, out: list[Segment | ToolPiece]) -> None:
         fmt = self._fmt
         while self.ended is None:
+            if self._state == "text" and self._bare:
+                if not self._bare_call(out):
+                    return
+                continue
             if self._state == "text":
                 m = self._open.search(self._buf)
                 if m is None:
@@ -157,11 +171,30 @@ class ToolCallStage:
             self._emit_args(self._final(body), out)
             self._end_call()
 
+    def _bare_call(self, out: list[Segment | ToolPiece]) -> bool:
+        """At the start of the answer: a bare ``{"name": "<offered tool>", "arguments": ...}`` is a
+        call (True: go on; False: wait for more text)."""
+        text = self._buf.lstrip()
+        if not text:
+            return False
+        head = HERMES.header.match(text)
+        if head is not None and head.group("name") in self._names:
+            self._bare = False
+            self._start_call(head.group("name"), None, out)
+            self._buf = text[head.end() :]
+            self._state = "args"
+            return True
+        if head is None and text.startswith("{") and len(text) < BARE_HEADER_MAX:
+            return False
+        self._bare = False
+        return True
+
     def _text(self, text: str, out: list[Segment | ToolPiece]) -> None:
         if self.calls and not text.strip():
             # The whitespace between calls is not answer text.
             return
         if text:
+            self._bare = False
             out.append(Segment("answer", text))
 
     def _start_call(self, name: str, call_id: str | None, out: list[Segment | ToolPiece]) -> None:

@@ -251,7 +251,7 @@ def test_thinking_only_model(target: Target) -> None:
             {"enable_thinking": True, "thinking_budget": 0, "stream": True},
             "The thinking_budget parameter must be a positive integer and not greater than 81920",
         ),
-        ("qwen-plus", {"tools": [{"type": "function"}]}, "The tools parameter is not supported"),
+        ("qwen-plus", {"tools": [{"type": "function"}]}, "tools[0].function must be an object."),
         ("qwen-plus", {"result_format": "json"}, 'must be "text" or "message"'),
     ],
 )

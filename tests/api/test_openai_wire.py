@@ -124,7 +124,7 @@ GOOD = {"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}], "
         ({**GOOD, "enable_thinking": "yes"}, "enable_thinking"),
         ({**GOOD, "thinking_budget": "50"}, "thinking_budget"),
         ({**GOOD, "stream": "true"}, "stream"),
-        ({**GOOD, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({**GOOD, "tools": [{"type": "function", "function": {"name": "f g"}}]}, "tools[0].function.name"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
     ],
 )

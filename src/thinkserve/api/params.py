@@ -75,26 +75,11 @@ def check_n(n: int | None) -> None:
         raise InvalidParameter("thinkserve answers one choice per request: n must be 1", param="n")
 
 
-def refuse_unserved(
-    *,
-    n: int | None,
-    tools: object,
-    logprobs: bool | None,
-    response_format: dict[str, object] | None,
-    enable_thinking: bool | None,
-) -> None:
+def refuse_unserved(*, n: int | None, logprobs: bool | None) -> None:
     """Parameters both dialects have and thinkserve does not serve yet: a clear 400 each."""
     check_n(n)
-    if tools:
-        raise unsupported("tools")
     if logprobs:
         raise unsupported("logprobs")
-    if response_format and response_format.get("type") not in (None, "text"):
-        if enable_thinking:
-            raise InvalidParameter(
-                "Json mode response is not supported when enable_thinking is true", param="response_format"
-            )
-        raise unsupported("response_format")
 
 
 def unsupported(name: str) -> InvalidParameter:

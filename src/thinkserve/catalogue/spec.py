@@ -35,6 +35,10 @@ class ModelSpec:
     max_input: int = 98304
     max_output: int = 16384
     """Upper bound of ``max_tokens``."""
+    constrain_after_thinking: bool = False
+    """thinkserve's own opt-in (not Model Studio's): JSON mode and forced tool calls are served
+    while thinking, by constraining only the answer after ``</think>``; a request's
+    ``thinkserve.constrain_after_thinking`` overrides it."""
 
     def thinks_by_default(self) -> bool:
         return self.mode == "thinking_only" or self.thinking_default

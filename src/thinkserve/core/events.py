@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from thinkserve.core.types import FinishReason, SearchOptions, Usage
+from thinkserve.core.types import FinishReason, SearchOptions, ToolCall, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,23 @@ class AnswerDelta:
     """A piece of the answer (never empty), with the usage so far."""
 
     text: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call, with the usage so far. The first piece of call ``index`` carries its
+    ``id`` and ``name`` (``arguments`` may be ""); later pieces carry only ``arguments`` text::
+
+        ToolCallDelta(0, "call_3f2a...", "get_current_weather", "", usage)
+        ToolCallDelta(0, None, None, '{"location": "Hang', usage)
+        ToolCallDelta(0, None, None, 'zhou"}', usage)
+    """
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
     usage: Usage
 
 
@@ -59,7 +76,7 @@ class Searched:
     options: SearchOptions
 
 
-Event = ReasoningDelta | AnswerDelta | Finished | Searched
+Event = ReasoningDelta | AnswerDelta | ToolCallDelta | Finished | Searched
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +86,7 @@ class Collected:
     reasoning: str
     answer: str
     finished: Finished
+    tool_calls: tuple[ToolCall, ...] = ()
     searched: Searched | None = None
     """The last search of the response."""
     searches: int = 0
@@ -81,6 +99,7 @@ async def fold(events: AsyncIterator[Event]) -> Collected:
     answer: list[str] = []
     searched: Searched | None = None
     searches = 0
+    calls: list[tuple[str, str, list[str]]] = []
     async for event in events:
         if isinstance(event, ReasoningDelta):
             reasoning.append(event.text)
@@ -89,6 +108,13 @@ async def fold(events: AsyncIterator[Event]) -> Collected:
         elif isinstance(event, Searched):
             searched = event
             searches += 1
+        elif isinstance(event, ToolCallDelta):
+            if event.index == len(calls):
+                calls.append((event.id or "", event.name or "", []))
+            calls[event.index][2].append(event.arguments)
         else:
-            return Collected("".join(reasoning), "".join(answer), event, searched, searches)
+            tool_calls = tuple(ToolCall(i, n, "".join(a)) for i, n, a in calls)
+            return Collected(
+                "".join(reasoning), "".join(answer), event, tool_calls, searched=searched, searches=searches
+            )
     raise AssertionError("stream ended without Finished")

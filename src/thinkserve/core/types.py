@@ -11,8 +11,7 @@ from typing import Literal, Protocol
 
 FinishReason = Literal["stop", "length", "tool_calls"]
 """Why a generation ended, written to the wire as is: ``stop`` (end of generation or a stop string),
-``length`` (``max_tokens`` or the context), ``tool_calls`` (the model called tools; no stage emits
-it yet, the tool-call detector will)."""
+``length`` (``max_tokens`` or the context), ``tool_calls`` (the model called tools: ``tools.stage``)."""
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -29,13 +28,63 @@ class SamplingParams:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the model made (or an earlier assistant turn made, in history).
+
+    ``arguments`` is the JSON text as the model wrote it: ``'{"location": "Hangzhou"}'``; it is
+    not guaranteed to be valid JSON (README "Function calling")."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the caller offers: its name, description and JSON-schema parameters (as
+    canonical JSON text, so that the value stays hashable and picklable)."""
+
+    name: str
+    description: str | None
+    parameters: str
+    """``'{"type": "object", "properties": {...}}'``; ``'{}'`` takes no arguments."""
+
+
+ToolChoiceMode = Literal["auto", "none", "required"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """``auto`` (the model decides), ``none`` (as if no tools were sent), ``required`` (some call),
+    or a named function (``function`` set, ``mode`` "required")."""
+
+    mode: ToolChoiceMode = "auto"
+    function: str | None = None
+
+    @property
+    def forced(self) -> bool:
+        return self.mode == "required"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """``json_object`` (``schema`` None: any JSON object) or ``json_schema`` (``schema`` as JSON text)."""
+
+    schema: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One conversation turn, text only."""
+    """One conversation turn."""
 
     role: Role
     content: str
     reasoning: str | None = None
     """The reasoning of an earlier assistant turn, when the client sends it back."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The calls an earlier assistant turn made."""
+    tool_call_id: str | None = None
+    """A tool turn: the id of the call whose result ``content`` is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +119,14 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     search: SearchOptions | None = None
     """Web search, when the request turned it on (``enable_search``)."""
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    parallel_tool_calls: bool = False
+    response_format: ResponseFormat | None = None
+    """Structured output: the answer is constrained to JSON (``tools.grammar``)."""
+    constrain_after_thinking: bool | None = None
+    """thinkserve's own opt-in: think freely, then constrain only the answer (JSON mode, forced
+    tool calls). None: the model's configured default."""
 
 
 @dataclass(frozen=True, slots=True)

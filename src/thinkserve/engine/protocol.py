@@ -49,6 +49,29 @@ class Checkpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Constraint:
+    """Constrained decoding as data (it crosses the engine process's wire as is): a llama.cpp
+    GBNF grammar whose rule ``root`` every sampled token must follow, from the first token after
+    the marker (``after_token`` id or ``after_text``, as in ``Checkpoint``; both None: from the
+    first token). Thinking models pass ``</think>``, so reasoning stays free::
+
+        Constraint('root ::= [ \\t\\n]{0,4} "<tool_call>" ...', after_token=151668)
+
+    Tokens injected after a pause are not fed to the grammar (the budget's early-stop text ends
+    in whitespace, which every grammar of ``tools.grammar`` allows before its first character).
+    An engine that cannot constrain says so in its docs (the scripted fake engine ignores it).
+    """
+
+    grammar: str
+    after_token: int | None = None
+    after_text: str | None = None
+
+    @property
+    def immediate(self) -> bool:
+        return self.after_token is None and self.after_text is None
+
+
+@dataclass(frozen=True, slots=True)
 class EngineRequest:
     """A tokenized prompt and how to continue it."""
 
@@ -58,6 +81,7 @@ class EngineRequest:
     max_tokens: int
     """Cap on sampled tokens (injected tokens do not count)."""
     checkpoint: Checkpoint | None = None
+    constraint: Constraint | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from thinkserve.core.errors import Arrearage, RateLimited
-from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Searched
+from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Searched, ToolCallDelta
 from thinkserve.core.types import Usage
 from thinkserve.platform.port import Administration, Admission, Gate, Principal
 
@@ -109,7 +109,7 @@ async def metered(
     searches = 0
     try:
         async for event in events:
-            if isinstance(event, ReasoningDelta | AnswerDelta):
+            if isinstance(event, ReasoningDelta | AnswerDelta | ToolCallDelta):
                 usage = event.usage
                 if first is None:
                     first = time.monotonic()

@@ -14,12 +14,13 @@ import uuid
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 
+from thinkserve.catalogue import snapshots
 from thinkserve.catalogue.spec import ModelSpec
 from thinkserve.core.errors import ModelNotFound
 from thinkserve.core.events import Event, Finished
 from thinkserve.core.types import ChatRequest, FinishReason, Usage
 from thinkserve.engine.protocol import Engine, EngineFinished, EngineRequest, Paused, Sequence, TokenEvent
-from thinkserve.service import validation
+from thinkserve.service import tooling, validation
 from thinkserve.service.pipeline import DecodePipeline, StopStage
 from thinkserve.thinking import budget, decision
 from thinkserve.thinking.budget import ThinkingBudget
@@ -81,6 +82,7 @@ class Plan:
     thinking: bool
     engine_request: EngineRequest
     progress: Progress = field(default_factory=Progress, compare=False)
+    tools: tooling.PlannedTools = field(default_factory=tooling.PlannedTools.nothing, compare=False)
 
     @property
     def thinks_by_default(self) -> bool:
@@ -138,15 +140,17 @@ class GenerationService:
 
     def check(self, request: ChatRequest) -> Checked:
         """The cheap part of ``prepare``: every client error that needs no tokenizing."""
-        spec = self._models.get(request.model)
+        spec = snapshots.resolve(request.model, self._models)
         if spec is None:
             raise ModelNotFound(request.model)
         validation.check_messages(request)
+        thinking = decision.decide_thinking(spec, request)
+        tooling.check(spec, request, thinking=thinking)
         return Checked(
             request,
             spec,
             self._runtimes[spec.engine],
-            decision.decide_thinking(spec, request),
+            thinking,
             budget.decide_budget(spec, request),
             validation.max_tokens(spec, request),
         )
@@ -155,7 +159,8 @@ class GenerationService:
         """The heavy part of ``prepare``: render the chat template and tokenize (CPU-bound; it
         may run off the event loop), then check the prompt against the context."""
         request, spec, runtime, thinking = checked.request, checked.spec, checked.runtime, checked.thinking
-        prompt = runtime.chat.render(request.messages, thinking=thinking)
+        planned = tooling.plan_tools(request, runtime.chat)
+        prompt = runtime.chat.render(request.messages, thinking=thinking, tools=planned.tools)
         context = runtime.engine.context_length
         validation.check_input_length(spec, len(prompt.tokens), context)
         room = context - len(prompt.tokens)
@@ -167,8 +172,9 @@ class GenerationService:
             sampling=request.sampling,
             max_tokens=limit,
             checkpoint=runtime.budget.checkpoint(prompt, checked.budget, thinking=thinking, max_tokens=limit),
+            constraint=tooling.constraint(planned, runtime.chat, thinking=thinking),
         )
-        return Plan(request, spec, runtime, prompt, thinking, engine_request)
+        return Plan(request, spec, runtime, prompt, thinking, engine_request, tools=planned)
 
     async def stream(self, plan: Plan) -> AsyncGenerator[Event, None]:
         """Decode ``plan``; always ends with exactly one ``Finished`` unless the engine fails."""
@@ -194,7 +200,7 @@ class GenerationService:
                     cached = event.cached_tokens
             for out in pipeline.finish(cached):
                 yield out
-            yield Finished(reason or "stop", pipeline.usage(cached), plan.thinking)
+            yield Finished(pipeline.reason(reason or "stop"), pipeline.usage(cached), plan.thinking)
         finally:
             sequence.cancel()
             if reason is None:
@@ -220,7 +226,7 @@ async def _settle(sequence: Sequence, pipeline: DecodePipeline, progress: Progre
 
 
 def _pipeline(plan: Plan) -> DecodePipeline:
-    """The stages a plan decodes through: think splitter, then stop strings."""
+    """The stages a plan decodes through: think splitter, stop strings, then tool calls."""
     chat = plan.runtime.chat
     return DecodePipeline(
         chat.splitter(plan.prompt),
@@ -228,4 +234,5 @@ def _pipeline(plan: Plan) -> DecodePipeline:
         [StopStage(plan.request.stop)] if any(plan.request.stop) else [],
         prompt_tokens=len(plan.prompt.tokens),
         tags=frozenset(t for t in (chat.start_id, chat.end_id) if t is not None),
+        calls=plan.tools.stage(),
     )

@@ -7,7 +7,8 @@ the segments and may end the generation early with a finish reason::
     TokenEvent(9707, "Hello ST") -> splitter -> [Segment("answer", "Hello ST")]
                                  -> stops    -> [Segment("answer", "Hello ")]  (holds "ST" of "STOP")
 
-A tool-call detector is one more ``TextStage`` (ending with ``tool_calls``). The pipeline also
+The tool-call parser (``tools.stage``) comes last, when the request offers tools: it turns answer
+text into tool-call pieces and may end the generation with ``tool_calls``. The pipeline also
 counts the tokens it is fed, so every event carries the usage so far.
 """
 
@@ -16,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from thinkserve.core.events import AnswerDelta, Event, ReasoningDelta
+from thinkserve.core.events import AnswerDelta, Event, ReasoningDelta, ToolCallDelta
 from thinkserve.core.types import FinishReason, Usage
 from thinkserve.engine.protocol import TokenEvent
 from thinkserve.thinking.parser import Segment
 from thinkserve.thinking.stops import StopMatcher
+from thinkserve.tools.stage import ToolCallStage, ToolPiece
 
 
 class TokenStage(Protocol):
@@ -82,10 +84,17 @@ class DecodePipeline:
     """One request's decoding: the stages, and the token counts behind its usage."""
 
     def __init__(
-        self, splitter: TokenStage, stages: Sequence[TextStage], *, prompt_tokens: int, tags: frozenset[int]
+        self,
+        splitter: TokenStage,
+        stages: Sequence[TextStage],
+        *,
+        prompt_tokens: int,
+        tags: frozenset[int],
+        calls: ToolCallStage | None = None,
     ) -> None:
         self._splitter = splitter
         self._stages = tuple(stages)
+        self._calls = calls
         self._prompt_tokens = prompt_tokens
         # Think-tag token ids: sampled (counted as completion), but not reasoning.
         self._tags = tags
@@ -116,7 +125,13 @@ class DecodePipeline:
             segments = stage.feed(segments)
             if stage.ended is not None and self.ended is None:
                 self.ended = stage.ended
-        return _events(segments, usage)
+        calls = self._calls
+        if calls is None:
+            return _events(segments, usage)
+        pieces = calls.feed(segments)
+        if calls.ended is not None and self.ended is None:
+            self.ended = calls.ended
+        return _events(pieces, usage)
 
     def finish(self, cached: int) -> list[Event]:
         """What the stages still hold, once the engine is done."""
@@ -127,12 +142,32 @@ class DecodePipeline:
             segments = stage.feed(segments)
             if stage.ended is None:
                 segments += stage.finish()
-        return _events(segments, self.usage(cached))
+        calls = self._calls
+        if calls is None:
+            return _events(segments, self.usage(cached))
+        pieces = calls.feed(segments)
+        if calls.ended is None:
+            pieces += calls.finish()
+        return _events(pieces, self.usage(cached))
+
+    def reason(self, engine_reason: FinishReason) -> FinishReason:
+        """The finish reason: a stage's, or the engine's, where a natural end after tool calls
+        is ``tool_calls``."""
+        if self.ended is not None:
+            return self.ended
+        if engine_reason == "stop" and self._calls is not None and self._calls.called:
+            return "tool_calls"
+        return engine_reason
 
 
-def _events(segments: list[Segment], usage: Usage) -> list[Event]:
+def _events(segments: Sequence[Segment | ToolPiece], usage: Usage) -> list[Event]:
     # A loop, not a comprehension: this runs once per token and 3.11 gives comprehensions a frame.
     out: list[Event] = []
     for s in segments:
-        out.append(ReasoningDelta(s.text, usage) if s.channel == "reasoning" else AnswerDelta(s.text, usage))
+        if isinstance(s, ToolPiece):
+            out.append(ToolCallDelta(s.index, s.id, s.name, s.arguments, usage))
+        elif s.channel == "reasoning":
+            out.append(ReasoningDelta(s.text, usage))
+        else:
+            out.append(AnswerDelta(s.text, usage))
     return out

@@ -30,7 +30,7 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from thinkserve.core.errors import InvalidParameter
-from thinkserve.core.types import Message
+from thinkserve.core.types import Message, ToolSpec
 from thinkserve.engine.protocol import Tokenizer
 from thinkserve.thinking.parser import THINK_END, THINK_START, Splitter, TextSplitter, TokenSplitter
 
@@ -43,6 +43,12 @@ PROMPTED_INSTRUCTION = (
     "Always reply in exactly this format:\n<think>\n(your private reasoning: what is asked, how to "
     "answer, in a few sentences)\n</think>\n\n(your final answer to the user)\n\nNever skip the </think> "
     "line and never stop before writing the final answer."
+)
+# With tools, the answer may be a call: the literal Hermes format the template names (small models
+# otherwise write the JSON bare, or with doubled braces, outside any tag).
+PROMPTED_TOOLS = (
+    "To call a function, your final answer is only the call, in exactly this format:\n<tool_call>\n"
+    '{"name": "<function-name>", "arguments": {<the arguments as JSON>}}\n</tool_call>'
 )
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -189,11 +195,21 @@ class ChatFormat:
     def prompted(self) -> bool:
         return not self.native
 
-    def render(self, messages: Sequence[Message], *, thinking: bool) -> Prompt:
-        """Render and tokenize ``messages`` for a reply with thinking on or off."""
+    @property
+    def knows_tools(self) -> bool:
+        """The template renders ``tools`` (Qwen, DeepSeek and Kimi templates do)."""
+        return "tools" in (self._tok.chat_template or "")
+
+    def render(
+        self, messages: Sequence[Message], *, thinking: bool, tools: Sequence[ToolSpec] = ()
+    ) -> Prompt:
+        """Render and tokenize ``messages`` (and the offered ``tools``, in the template's own way)
+        for a reply with thinking on or off."""
         callers = [m.content for m in messages] + [m.reasoning for m in messages if m.reasoning is not None]
+        callers += [c.arguments + c.name for m in messages for c in m.tool_calls]
+        callers += [t.name + (t.description or "") + t.parameters for t in tools]
         guard = _Guard.of(self._controls, callers)
-        text = self._render_text(messages, thinking, guard)
+        text = self._render_text(messages, thinking, guard, tools)
         stripped = text.rstrip()
         opened = stripped.endswith(THINK_START)
         if not thinking and opened:
@@ -206,7 +222,9 @@ class ChatFormat:
         tokens = self._tok.encode(text, special=True) if guard is None else guard.encode(self._tok, text)
         return Prompt(tokens, opened)
 
-    def _render_text(self, messages: Sequence[Message], thinking: bool, guard: _Guard | None) -> str:
+    def _render_text(
+        self, messages: Sequence[Message], thinking: bool, guard: _Guard | None, tools: Sequence[ToolSpec]
+    ) -> str:
         def caller(text: str) -> str:
             return text if guard is None else guard.protect(text)
 
@@ -215,16 +233,32 @@ class ChatFormat:
             turn: dict[str, Any] = {"role": m.role, "content": caller(m.content)}
             if m.role == "assistant" and m.reasoning is not None and self.native:
                 turn["reasoning_content"] = caller(m.reasoning)
+            if m.tool_calls:
+                turn["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": caller(c.name), "arguments": _arguments(c.arguments, caller)},
+                    }
+                    for c in m.tool_calls
+                ]
+            if m.tool_call_id is not None:
+                turn["tool_call_id"] = m.tool_call_id
             turns.append(turn)
         if self.prompted and thinking:
+            instruction = f"{PROMPTED_INSTRUCTION}\n\n{PROMPTED_TOOLS}" if tools else PROMPTED_INSTRUCTION
             if turns and turns[0]["role"] == "system":
-                turns[0] = {"role": "system", "content": f"{turns[0]['content']}\n\n{PROMPTED_INSTRUCTION}"}
+                turns[0] = {"role": "system", "content": f"{turns[0]['content']}\n\n{instruction}"}
             else:
-                turns.insert(0, {"role": "system", "content": f"{DEFAULT_SYSTEM}\n\n{PROMPTED_INSTRUCTION}"})
+                turns.insert(0, {"role": "system", "content": f"{DEFAULT_SYSTEM}\n\n{instruction}"})
         try:
+            extra: dict[str, Any] = {}
+            if tools:
+                extra["tools"] = [_protected(_tool_json(t), caller) for t in tools]
             text = self._template.render(
                 messages=turns,
                 add_generation_prompt=True,
+                **extra,
                 enable_thinking=thinking,
                 bos_token=self._tok.bos_token,
                 eos_token=self._tok.eos_token,
@@ -243,3 +277,33 @@ class ChatFormat:
 
     def is_tag(self, token: int) -> bool:
         return token == self.start_id or token == self.end_id
+
+
+def _tool_json(tool: ToolSpec) -> dict[str, Any]:
+    """The tool as templates expect it: ``{"type": "function", "function": {...}}``."""
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        function["description"] = tool.description
+    function["parameters"] = json.loads(tool.parameters)
+    return {"type": "function", "function": function}
+
+
+def _arguments(text: str, caller: Any) -> Any:
+    """Arguments of a call in history: an object where they parse (templates ``tojson`` it, as
+    they were trained), else the text as sent (templates insert strings raw)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return caller(text)
+    return _protected(value, caller) if isinstance(value, dict) else caller(text)
+
+
+def _protected(value: Any, caller: Any) -> Any:
+    """Every string inside a JSON value passed through ``caller`` (the control-text guard)."""
+    if isinstance(value, str):
+        return caller(value)
+    if isinstance(value, dict):
+        return {caller(k): _protected(v, caller) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_protected(v, caller) for v in value]
+    return value

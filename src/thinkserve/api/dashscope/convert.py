@@ -16,6 +16,12 @@ A streamed response is one SSE block per event, no space after the colons, ids f
 ``finish_reason`` is the *string* ``"null"`` until the last block; ``content`` and ``reasoning_content``
 are always strings (the SDK reads both as dict attributes on every chunk); usage is cumulative.
 With ``result_format: text`` the output is ``{"text":"...","finish_reason":"null"}`` instead.
+A tool call adds ``tool_calls`` to the message: with ``incremental_output`` its pieces (the first
+with ``id`` and name, later ones ``id: ""`` and argument text), otherwise every call so far, whole::
+
+    data:{"output":{"choices":[{"message":{"content":"","reasoning_content":"","role":"assistant","tool_calls":[{"index":0,"id":"call_ecc4...","type":"function","function":{"name":"get_current_weather","arguments":""}}]},"finish_reason":"null"}]},...}
+    data:{"output":{"choices":[{"message":{"content":"","reasoning_content":"","role":"assistant","tool_calls":[{"index":0,"id":"","type":"function","function":{"arguments":"{\"location\": \"杭州\"}"}}]},"finish_reason":"null"}]},...}
+
 An error after the first block ends the stream with the same framing::
 
     id:7
@@ -33,12 +39,12 @@ from typing import Any
 
 import orjson
 
-from thinkserve.api import body, params
+from thinkserve.api import body, params, tools
 from thinkserve.api.dashscope import schemas
 from thinkserve.api.search_options import plugins, search_info, search_options
 from thinkserve.core.errors import ErrorKind, InvalidParameter, ThinkserveError
-from thinkserve.core.events import Collected, Searched
-from thinkserve.core.types import ChatRequest, Message, ThinkingDecision, Usage
+from thinkserve.core.events import Collected, Searched, ToolCallDelta
+from thinkserve.core.types import ChatRequest, Message, ThinkingDecision, ToolCall, Usage
 
 INCREMENTAL_WITH_THINKING = 'The incremental_output parameter must be "true" when enable_thinking is true'
 
@@ -108,7 +114,15 @@ def _messages(wire: schemas.Input) -> tuple[Message, ...]:
         text = _text_of(m, i)
         if m.role == "user" and not text.strip():
             raise InvalidParameter(f"messages[{i}].content must not be empty", param="messages")
-        messages.append(Message(role=m.role, content=text, reasoning=m.reasoning_content))
+        messages.append(
+            Message(
+                role=m.role,
+                content=text,
+                reasoning=m.reasoning_content,
+                tool_calls=tools.parse_calls(m.tool_calls, i),
+                tool_call_id=tools.check_tool_turn(m.role, m.tool_call_id, i),
+            )
+        )
     # Like the SDK: a prompt next to messages is one more user turn.
     if wire.prompt:
         messages.append(Message(role="user", content=wire.prompt))
@@ -132,13 +146,7 @@ def _stop(stop: str | list[str] | list[int] | list[list[int]] | None) -> tuple[s
 
 def _refuse_unserved(p: schemas.Parameters) -> None:
     """Real parameters thinkserve does not serve: a clear 400, never silently ignored."""
-    params.refuse_unserved(
-        n=p.n,
-        tools=p.tools,
-        logprobs=p.logprobs,
-        response_format=p.response_format,
-        enable_thinking=p.enable_thinking,
-    )
+    params.refuse_unserved(n=p.n, logprobs=p.logprobs)
     if p.translation_options is not None:
         raise params.unsupported("translation_options")
     if p.result_format is not None and p.result_format not in ("text", "message"):
@@ -172,7 +180,18 @@ def to_parsed(wire: schemas.GenerationRequest, *, sse: bool) -> Parsed:
         ),
         stop=params.stop_strings(_stop(p.stop)),
         search=search_options(p.enable_search, p.search_options),
+        **tools.request_fields(
+            tools=p.tools,
+            tool_choice=p.tool_choice,
+            parallel_tool_calls=p.parallel_tool_calls,
+            response_format=p.response_format,
+            options=p.thinkserve,
+        ),
     )
+    if chat.tools and p.result_format == "text":
+        raise InvalidParameter(
+            'tools require the result_format parameter to be "message"', param="result_format"
+        )
     return Parsed(chat, p.result_format, p.incremental_output)
 
 
@@ -182,10 +201,11 @@ def shape(parsed: Parsed, decision: ThinkingDecision) -> Shape:
     Model Studio: ``result_format`` defaults to ``text``, but to ``message`` for the models that think by
     default (QwQ, open-source Qwen3, thinking-only), and thinking mode answers only as ``message`` (the
     ``text`` shape has no place for the reasoning). ``incremental_output`` defaults to false, but thinking
-    mode supports only true: true is its default there and an explicit false is refused.
+    mode supports only true: true is its default there and an explicit false is refused. Tools need
+    ``message`` (their calls have no place in ``text``): it is their default.
     """
     by_default = decision.thinks_by_default
-    fmt = parsed.result_format or ("message" if by_default else "text")
+    fmt = parsed.result_format or ("message" if by_default or parsed.chat.tools else "text")
     incremental = parsed.incremental_output
     if incremental is None:
         incremental = decision.thinking or by_default
@@ -213,6 +233,10 @@ _USAGE = (
 _BLOCK = b'id:%d\nevent:result\n:HTTP_STATUS/200\ndata:{"output":%b,"usage":%b,"request_id":%b}\n\n'
 _MESSAGE = (
     b'{"choices":[{"message":{"content":%b,"reasoning_content":%b,"role":"assistant"},"finish_reason":"%b"}]}'
+)
+_TOOL_MESSAGE = (
+    b'{"choices":[{"message":{"content":%b,"reasoning_content":%b,"role":"assistant","tool_calls":%b},'
+    b'"finish_reason":"%b"}]}'
 )
 _TEXT = b'{"text":%b,"finish_reason":"%b"}'
 _EMPTY = b'""'
@@ -245,10 +269,18 @@ class BlockWriter:
         self._search_info = b""
         self._plugins = b""
         self._searches = 0
+        self._calls: list[dict[str, Any]] = []
 
-    def _block(self, content: bytes, reasoning: bytes, reason: bytes, usage: Usage) -> bytes:
+    def _block(
+        self, content: bytes, reasoning: bytes, reason: bytes, usage: Usage, calls: bytes | None = None
+    ) -> bytes:
         self._n += 1
-        output = _MESSAGE % (content, reasoning, reason) if self._message else _TEXT % (content, reason)
+        if calls is not None:
+            output = _TOOL_MESSAGE % (content, reasoning, calls, reason)
+        elif self._message:
+            output = _MESSAGE % (content, reasoning, reason)
+        else:
+            output = _TEXT % (content, reason)
         used = _usage_bytes(usage)
         if self._plugins:
             output = (
@@ -269,6 +301,29 @@ class BlockWriter:
         """``prepend_search_result``: a block with the sources alone (empty text), before the answer."""
         return self._block(_EMPTY, _EMPTY, _NULL, usage)
 
+    def tool_call(self, piece: ToolCallDelta) -> bytes:
+        """A block with a piece of a call (incremental) or every call so far (cumulative)."""
+        if piece.name is not None:
+            self._calls.append(
+                {
+                    "index": piece.index,
+                    "id": piece.id or "",
+                    "type": "function",
+                    "function": {"name": piece.name, "arguments": ""},
+                }
+            )
+        self._calls[piece.index]["function"]["arguments"] += piece.arguments
+        if self._incremental:
+            function: dict[str, Any] = {"arguments": piece.arguments}
+            if piece.name is not None:
+                function = {"name": piece.name, "arguments": piece.arguments}
+            fragment = {"index": piece.index, "id": piece.id or "", "type": "function", "function": function}
+            return self._block(_EMPTY, _EMPTY, _NULL, piece.usage, orjson.dumps([fragment]))
+        whole = orjson.dumps(self._calls)
+        return self._block(
+            orjson.dumps(self._answer), orjson.dumps(self._reasoning), _NULL, piece.usage, whole
+        )
+
     def reasoning(self, text: str, usage: Usage) -> bytes:
         """A reasoning block; nothing in the ``text`` shape (used only when not thinking)."""
         if not self._message:
@@ -288,7 +343,10 @@ class BlockWriter:
         """The last block: empty deltas (incremental) or the whole text, with the real reason."""
         if self._incremental:
             return self._block(_EMPTY, _EMPTY, reason.encode(), usage)
-        return self._block(orjson.dumps(self._answer), orjson.dumps(self._reasoning), reason.encode(), usage)
+        calls = orjson.dumps(self._calls) if self._calls else None
+        return self._block(
+            orjson.dumps(self._answer), orjson.dumps(self._reasoning), reason.encode(), usage, calls
+        )
 
     def error(self, error: ThinkserveError, status: int) -> bytes:
         self._n += 1
@@ -302,7 +360,13 @@ def generation_body(request_id: str, collected: Collected, shape: Shape) -> dict
     reason = collected.finished.reason
     output: dict[str, Any]
     if shape.message:
-        message = {"role": "assistant", "content": collected.answer, "reasoning_content": collected.reasoning}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": collected.answer,
+            "reasoning_content": collected.reasoning,
+        }
+        if collected.tool_calls:
+            message["tool_calls"] = _calls_body(collected.tool_calls)
         output = {"choices": [{"finish_reason": reason, "message": message}]}
     else:
         output = {"text": collected.answer, "finish_reason": reason}
@@ -313,6 +377,13 @@ def generation_body(request_id: str, collected: Collected, shape: Shape) -> dict
         if searched.options.sources:
             output["search_info"] = search_info(searched.results)
     return {"output": output, "usage": usage, "request_id": request_id}
+
+
+def _calls_body(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
+    return [
+        {"index": i, "id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for i, c in enumerate(calls)
+    ]
 
 
 _CODES = {

@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from thinkserve.api.dashscope import convert
 from thinkserve.api.errors import status_of
 from thinkserve.core.errors import ThinkserveError
-from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta, Searched
+from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta, Searched, ToolCallDelta
 from thinkserve.core.types import ChatRequest, ThinkingDecision
 
 
@@ -43,6 +43,8 @@ class BlockStream:
             block = self._writer.reasoning(event.text, event.usage)
         elif isinstance(event, AnswerDelta):
             block = self._writer.answer(event.text, event.usage)
+        elif isinstance(event, ToolCallDelta):
+            block = self._writer.tool_call(event)
         else:
             block = self._writer.finish(event.reason, event.usage)
         if self._prepend:

@@ -70,6 +70,9 @@ class Parameters(_Wire):
     stop: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
+    parallel_tool_calls: StrictBool | None = None
+    thinkserve: Any = None
+    """thinkserve's own options (``api.tools``): ``{"constrain_after_thinking": true}``."""
     enable_search: StrictBool | None = None
     search_options: dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None

@@ -8,6 +8,13 @@ Streaming chunks are written as bytes from pre-built pieces (no model validation
     data: {"choices":[{"finish_reason":"stop","delta":{"content":"","reasoning_content":null},"index":0,"logprobs":null}],...}
     data: {"choices":[],"object":"chat.completion.chunk","usage":{"prompt_tokens":10,...},...}
     data: [DONE]
+
+A tool call streams as Model Studio writes it: the first piece carries ``id`` and the name, later
+ones ``id: ""`` and argument text; the finish chunk has an empty delta::
+
+    data: {"choices":[{"delta":{"content":null,"tool_calls":[{"index":0,"id":"call_6596dafa2a6a46f7a217da","type":"function","function":{"name":"get_current_weather","arguments":""}}]},"index":0,"logprobs":null,"finish_reason":null}],...}
+    data: {"choices":[{"delta":{"content":null,"tool_calls":[{"index":0,"id":"","type":"function","function":{"arguments":"{\"location\": \"杭州\"}"}}]},...}
+    data: {"choices":[{"finish_reason":"tool_calls","delta":{},"index":0,"logprobs":null}],...}
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from thinkserve.api import body, params
+from thinkserve.api import body, params, tools
 from thinkserve.api.errors import TYPE_AND_CODE
 from thinkserve.api.openai import schemas
 from thinkserve.api.search_options import plugins, search_info, search_options
@@ -27,8 +34,8 @@ from thinkserve.core.errors import (
     RateLimited,
     ThinkserveError,
 )
-from thinkserve.core.events import Collected, Searched
-from thinkserve.core.types import ChatRequest, Message, Usage
+from thinkserve.core.events import Collected, Searched, ToolCallDelta
+from thinkserve.core.types import ChatRequest, Message, ToolCall, Usage
 
 
 def parse_request(raw: bytes) -> tuple[ChatRequest, bool]:
@@ -46,19 +53,21 @@ def _text_of(message: schemas.ChatMessage, index: int) -> str:
 
 
 def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
-    params.refuse_unserved(
-        n=wire.n,
-        tools=wire.tools,
-        logprobs=wire.logprobs,
-        response_format=wire.response_format,
-        enable_thinking=wire.enable_thinking,
-    )
+    params.refuse_unserved(n=wire.n, logprobs=wire.logprobs)
     messages: list[Message] = []
     for i, m in enumerate(wire.messages):
         text = _text_of(m, i)
         if m.role == "user" and not text.strip():
             raise InvalidParameter(f"messages[{i}].content must not be empty", param="messages")
-        messages.append(Message(role=m.role, content=text, reasoning=m.reasoning_content))
+        messages.append(
+            Message(
+                role=m.role,
+                content=text,
+                reasoning=m.reasoning_content,
+                tool_calls=tools.parse_calls(m.tool_calls, i),
+                tool_call_id=tools.check_tool_turn(m.role, m.tool_call_id, i),
+            )
+        )
     stop = params.stop_strings((wire.stop,) if isinstance(wire.stop, str) else tuple(wire.stop or ()))
     return ChatRequest(
         model=wire.model,
@@ -77,6 +86,13 @@ def to_chat_request(wire: schemas.ChatCompletionRequest) -> ChatRequest:
         ),
         stop=stop,
         search=search_options(wire.enable_search, wire.search_options),
+        **tools.request_fields(
+            tools=wire.tools,
+            tool_choice=wire.tool_choice,
+            parallel_tool_calls=wire.parallel_tool_calls,
+            response_format=wire.response_format,
+            options=wire.thinkserve,
+        ),
     )
 
 
@@ -131,8 +147,21 @@ class ChunkWriter:
     def answer(self, text: str) -> bytes:
         return self._answer_head + orjson.dumps(text) + self._answer_mid + self._choice_tail + self._tail
 
+    def tool_call(self, piece: ToolCallDelta) -> bytes:
+        call = tool_call_piece(piece)
+        return (
+            b'data: {"choices":[{"delta":{"content":null,"tool_calls":['
+            + orjson.dumps(call)
+            + b"]}"
+            + self._choice_tail
+            + self._tail
+        )
+
     def finish(self, reason: str) -> bytes:
-        delta = b'{"content":"","reasoning_content":null}' if self._thinking else b'{"content":""}'
+        if reason == "tool_calls":
+            delta = b"{}"
+        else:
+            delta = b'{"content":"","reasoning_content":null}' if self._thinking else b'{"content":""}'
         return (
             b'data: {"choices":[{"finish_reason":"'
             + reason.encode()
@@ -170,12 +199,34 @@ class ChunkWriter:
         return b"data: [DONE]\n\n"
 
 
+def tool_call_piece(piece: ToolCallDelta) -> dict[str, Any]:
+    """One piece of a streamed call: the first with its id and name, later ones ``id: ""``."""
+    function: dict[str, Any] = {"arguments": piece.arguments}
+    if piece.name is not None:
+        function = {"name": piece.name, "arguments": piece.arguments}
+    return {"index": piece.index, "id": piece.id or "", "type": "function", "function": function}
+
+
+def tool_calls_body(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": c.id,
+            "type": "function",
+            "index": i,
+            "function": {"name": c.name, "arguments": c.arguments},
+        }
+        for i, c in enumerate(calls)
+    ]
+
+
 def completion_body(
     completion_id: str, model: str, created: int, collected: Collected, *, thinking: bool
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": collected.answer}
     if thinking:
         message["reasoning_content"] = collected.reasoning
+    if collected.tool_calls:
+        message["tool_calls"] = tool_calls_body(collected.tool_calls)
     body = {
         "choices": [
             {"message": message, "finish_reason": collected.finished.reason, "index": 0, "logprobs": None}

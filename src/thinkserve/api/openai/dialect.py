@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 
 from thinkserve.api.openai import convert
 from thinkserve.core.errors import ThinkserveError
-from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta, Searched
+from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta, Searched, ToolCallDelta
 from thinkserve.core.types import ChatRequest, ThinkingDecision
 
 
@@ -38,6 +38,8 @@ class ChunkStream:
             self._searched = event
             self._searches += 1
             return (self._writer.searched(event),) if event.options.sources else ()
+        if isinstance(event, ToolCallDelta):
+            return (self._writer.tool_call(event),)
         if self._include_usage:
             usage = self._writer.usage(event.usage, self._searched, self._searches)
             return self._writer.finish(event.reason), usage

@@ -53,7 +53,10 @@ class ChatCompletionRequest(_Wire):
     n: StrictInt | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
+    parallel_tool_calls: StrictBool | None = None
     response_format: dict[str, Any] | None = None
+    thinkserve: Any = None
+    """thinkserve's own options (``api.tools``): ``{"constrain_after_thinking": true}``."""
     enable_search: StrictBool | None = None
     search_options: dict[str, Any] | None = None
     logprobs: StrictBool | None = None

@@ -3,12 +3,24 @@
 It speaks the real protocol (checkpoints, pause/resume, cancel, prefix "cache") over a toy
 tokenizer with one token per character, plus the special tokens of a Qwen3-style chat template.
 The reply is scripted: with thinking on it writes ``<think>\\n{reasoning}\\n</think>\\n\\n{answer}``
-then ``<|im_end|>``; with the template's thinking-off prompt it writes only the answer.
+then ``<|im_end|>``; with the template's thinking-off prompt it writes only the answer. When the
+prompt offers tools (``<tools>``) and its last turn is not a tool's result, the answer is a Hermes
+call of the tool whose name and description share the most words (or CJK characters) with that
+turn (the first on a tie), each required string parameter set to ``tool_value``::
+
+    <tool_call>
+    {"name": "get_current_weather", "arguments": {"location": "Hangzhou"}}
+    </tool_call>
+
+It does not constrain decoding (``EngineRequest.constraint`` is ignored): what it writes is
+scripted either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
@@ -118,9 +130,11 @@ class FakeEngine:
         delay: float = 0.0,
         context_length: int = 4096,
         max_queue: int = 1000,
+        tool_value: str = "Hangzhou",
     ) -> None:
         self.reasoning = reasoning
         self.answer = answer
+        self.tool_value = tool_value
         self.delay = delay
         self.max_queue = max_queue
         self._tok = FakeTokenizer()
@@ -152,16 +166,38 @@ class FakeEngine:
         self.stats.prompt_tokens_evaluated += len(prompt) - cached
         thinking_off = self._tok.decode(prompt[-4:]).endswith("</think>\n\n")
         opened = self._tok.decode(prompt[-3:]).rstrip().endswith("<think>")
+        answer = self._tool_call(self._tok.decode(prompt)) or self.answer
         if thinking_off:
-            reply = f"{self.answer}<|im_end|>"
+            reply = f"{answer}<|im_end|>"
         elif opened:
-            reply = f"{self.reasoning}\n</think>\n\n{self.answer}<|im_end|>"
+            reply = f"{self.reasoning}\n</think>\n\n{answer}<|im_end|>"
         else:
-            reply = f"<think>\n{self.reasoning}\n</think>\n\n{self.answer}<|im_end|>"
+            reply = f"<think>\n{self.reasoning}\n</think>\n\n{answer}<|im_end|>"
         script = self._scripts.get(reply)
         if script is None:
             script = self._scripts[reply] = self._tok.encode(reply)
         return FakeSequence(self, request, script, cached)
+
+    def _tool_call(self, prompt: str) -> str | None:
+        """A call of the best-matching offered tool, unless the last turn is a tool's result."""
+        tools = re.search(r"<tools>\n(.*?)\n</tools>", prompt, re.DOTALL)
+        last_turn = prompt.rsplit("<|im_start|>", 2)[-2] if prompt.count("<|im_start|>") > 1 else ""
+        if tools is None or last_turn.startswith("user\n<tool_response>"):
+            return None
+        functions = [json.loads(line)["function"] for line in tools.group(1).split("\n")]
+        asked = _words(last_turn.removeprefix("user\n"))
+        function = max(
+            functions, key=lambda f: len(asked & _words(f["name"] + " " + f.get("description", "")))
+        )
+        schema = function.get("parameters", {})
+        properties = schema.get("properties", {})
+        arguments = {
+            k: self.tool_value
+            for k in schema.get("required", ())
+            if properties.get(k, {}).get("type") == "string"
+        }
+        call = {"name": function["name"], "arguments": arguments}
+        return f"<tool_call>\n{json.dumps(call, ensure_ascii=False)}\n</tool_call>"
 
     def health(self) -> Health:
         return Health("up", "scripted")
@@ -171,6 +207,10 @@ class FakeEngine:
 
     async def aclose(self) -> None:
         return None
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+|[^\x00-\x7f]", text.lower().replace("_", " ")))
 
 
 def _common(a: list[int], b: list[int]) -> int:

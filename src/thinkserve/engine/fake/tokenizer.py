@@ -18,11 +18,24 @@ _OFFSET = 16
 _SPECIAL_BASE = 0x110000 + _OFFSET
 
 FAKE_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if tools %}<|im_start|>system\n{% if messages[0].role == 'system' %}{{ messages[0].content }}"
+    "\n\n{% endif %}# Tools\n\n<tools>{% for t in tools %}{{ '\n' }}{{ t | tojson }}{% endfor %}"
+    "{{ '\n' }}</tools>\n\nFor each function call, return a json object with function name and arguments "
+    "within <tool_call></tool_call> XML tags.<|im_end|>{{ '\n' }}{% endif %}"
+    "{% for m in messages %}{% if m.role == 'system' and tools and loop.first %}"
+    "{% elif m.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ m.content }}\n</tool_response>"
+    "<|im_end|>{{ '\n' }}"
+    "{% else %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+    '{% for c in m.tool_calls or [] %}{{ \'\n\' }}<tool_call>\n{"name": "{{ c.function.name }}", '
+    '"arguments": {% if c.function.arguments is string %}{{ c.function.arguments }}'
+    "{% else %}{{ c.function.arguments | tojson }}{% endif %}}\n</tool_call>{% endfor %}"
+    "<|im_end|>{{ '\n' }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n"
     "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}"
     "{% endif %}"
 )
+"""A Qwen3-style template: ChatML turns, tools in Hermes style (``<tools>``, ``<tool_call>``,
+``<tool_response>``), and the empty think block when thinking is off."""
 
 
 class FakeTokenizer:

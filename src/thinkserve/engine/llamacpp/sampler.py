@@ -15,12 +15,19 @@ from thinkserve.core.errors import EngineFailure
 from thinkserve.engine.protocol import EngineRequest
 
 
-def build_sampler(request: EngineRequest, n_vocab: int, penalty_last_n: int) -> Any:
-    """A new sampler chain for ``request`` (free it with ``free_sampler``); raises ``EngineFailure``."""
+def build_sampler(request: EngineRequest, n_vocab: int, penalty_last_n: int, *, first: Any = None) -> Any:
+    """A new sampler chain for ``request`` (free it with ``free_sampler``); raises ``EngineFailure``.
+
+    ``first``: a sampler that goes before all others and that the chain then owns (a grammar,
+    ``engine.llamacpp.grammar``)."""
     sp, prompt, last_n = request.sampling, request.prompt, penalty_last_n
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     if not chain:
+        if first is not None:
+            llama_cpp.llama_sampler_free(first)
         raise EngineFailure("Cannot create a sampler.")
+    if first is not None:
+        llama_cpp.llama_sampler_chain_add(chain, first)
     if sp.repetition_penalty != 1.0:
         rep = llama_cpp.llama_sampler_init_penalties(n_vocab, last_n, sp.repetition_penalty, 0.0, 0.0)
         # The repetition penalty covers the prompt too (as in transformers and vLLM); the

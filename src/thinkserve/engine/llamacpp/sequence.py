@@ -62,6 +62,7 @@ class SeqState:
         "cached_tokens",
         "channel",
         "checkpoint",
+        "constraint",
         "decoder",
         "greedy",
         "n_kv",
@@ -96,6 +97,9 @@ class SeqState:
         self.arrival = arrival
         self.checkpoint = CheckpointState(self.request.checkpoint)
         """Armed and paused state; the scheduler reads ``checkpoint.paused``."""
+        self.constraint: Any = None
+        """Constrained decoding (``engine.llamacpp.grammar.ConstraintState``) when the request
+        asks for it; the worker sets it up and frees it."""
         self.decoder = decoder
 
     @property

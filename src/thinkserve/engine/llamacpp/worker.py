@@ -26,6 +26,7 @@ import numpy.typing as npt
 from thinkserve.core.errors import EngineFailure, InvalidParameter
 from thinkserve.engine.llamacpp.commands import Cancel, CommandQueue, ResumeCmd, Stop, Submit
 from thinkserve.engine.llamacpp.cpu import CpuBackend
+from thinkserve.engine.llamacpp.grammar import ConstraintState
 from thinkserve.engine.llamacpp.native import Native
 from thinkserve.engine.llamacpp.sampler import build_sampler, free_sampler
 from thinkserve.engine.llamacpp.scheduler import Plan, Scheduler
@@ -204,6 +205,8 @@ class Worker:
     # -- SchedulerHooks -------------------------------------------------------------------------
 
     def prepare(self, seq: SeqState) -> bool:
+        if seq.constraint is None and seq.request.constraint is not None:
+            seq.constraint = ConstraintState(seq.request.constraint)
         if seq.sampler is None and not seq.greedy:
             assert self.tokenizer is not None
             try:
@@ -218,6 +221,12 @@ class Worker:
         if seq.sampler is not None:
             free_sampler(seq.sampler)
             seq.sampler = None
+        if seq.constraint is not None:
+            seq.constraint.free()
+
+    def _native_vocab(self) -> Any:
+        assert self._native is not None
+        return self._native.vocab
 
     def dequeued(self) -> None:
         self._commands.dequeued()
@@ -280,7 +289,18 @@ class Worker:
             self._pause(seq)
             return
         assert self.tokenizer is not None
-        if seq.greedy:
+        constraint: ConstraintState | None = seq.constraint
+        if constraint is not None and constraint.active:
+            try:
+                constraint.ready(
+                    request, self._native_vocab(), self.tokenizer.n_vocab, self.config.penalty_last_n
+                )
+                token = constraint.sample(self._native_logits(index))
+            except EngineFailure as exc:
+                log.error("request %s: %s", request.request_id, exc)
+                self._fail(seq)
+                return
+        elif seq.greedy:
             # What the greedy sampler computes (the first maximum), without copying the whole
             # vocabulary into a candidate array first: 15 us instead of 160 us for 152k logits.
             token = int(self._native_logits(index).argmax())
@@ -303,6 +323,8 @@ class Worker:
         if final:
             text += seq.decoder.flush()
         self._emit(seq, TokenEvent(token, text))
+        if constraint is not None:
+            constraint.saw(token, text)
         if final:
             self._finish(seq, "length")
             return
@@ -320,7 +342,10 @@ class Worker:
         seq.checkpoint.resume()
         for token in tokens:
             seq.tokens.append(token)
-            self._emit(seq, TokenEvent(token, seq.decoder.feed(token), injected=True))
+            text = seq.decoder.feed(token)
+            self._emit(seq, TokenEvent(token, text, injected=True))
+            if seq.constraint is not None:
+                seq.constraint.saw(token, text)
         self._counters["injected_tokens"] += len(tokens)
         if len(seq.tokens) > self.context_length:
             self._finish(seq, "length")

@@ -147,24 +147,31 @@ def test_an_engine_that_cannot_load_says_why() -> None:
     run(body)
 
 
+def real_engine(model: Path, data: Path, hang_timeout: float = 60.0) -> SupervisedEngine:
+    """The tiny real model in a supervised engine process (not started)."""
+    from thinkserve.engine.llamacpp.tokenizer import VocabFile
+
+    spec = LlamaCppSettings("default", model=str(model), n_ctx=2048, n_seq=2)
+    vocab = VocabFile(str(model))
+    return SupervisedEngine(
+        "default",
+        Start("llamacpp", spec, str(model), str(data)),
+        vocab.tokenizer,
+        close_tokenizer=vocab.close,
+        backoff=(0.1,),
+        hang_timeout=hang_timeout,
+    )
+
+
 @pytest.mark.slow
 def test_the_real_engine_in_its_own_process(tmp_path: Path) -> None:
     from tests.engine.conftest import engine_model
     from thinkserve.engine.llamacpp.engine import LlamaCppEngine
-    from thinkserve.engine.llamacpp.tokenizer import VocabFile
 
     model = engine_model()
 
     async def body() -> None:
-        spec = LlamaCppSettings("default", model=str(model), n_ctx=2048, n_seq=2)
-        vocab = VocabFile(str(model))
-        engine = SupervisedEngine(
-            "default",
-            Start("llamacpp", spec, str(model), str(tmp_path)),
-            vocab.tokenizer,
-            close_tokenizer=vocab.close,
-            backoff=(0.1,),
-        )
+        engine = real_engine(model, tmp_path)
         await engine.start()
         local = LlamaCppEngine(str(model), n_ctx=2048, n_seq=2, proof_dir=tmp_path)
         await asyncio.to_thread(local.start)
@@ -271,21 +278,12 @@ def test_a_cancelled_sequence_hands_over_what_the_engine_sampled_meanwhile() -> 
 @pytest.mark.slow
 def test_the_watchdog_restarts_a_hung_real_engine(tmp_path: Path) -> None:
     from tests.engine.conftest import engine_model
-    from thinkserve.engine.llamacpp.tokenizer import VocabFile
 
     model = engine_model()
 
     async def body() -> None:
-        spec = LlamaCppSettings("default", model=str(model), n_ctx=2048, n_seq=2)
-        vocab = VocabFile(str(model))
-        engine = SupervisedEngine(
-            "default",
-            Start("llamacpp", spec, str(model), str(tmp_path)),
-            vocab.tokenizer,
-            close_tokenizer=vocab.close,
-            backoff=(0.1,),
-            hang_timeout=5.0,  # generous: on a loaded 2-core machine a step can take seconds
-        )
+        # A generous limit: on a loaded 2-core machine a step can take seconds.
+        engine = real_engine(model, tmp_path, hang_timeout=5.0)
         await engine.start()
         try:
             tokens = engine.tokenizer.encode("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n")

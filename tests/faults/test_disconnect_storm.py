@@ -16,7 +16,6 @@ import asyncio
 import logging
 import random
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ import httpx
 import pytest
 
 from tests.engine.conftest import engine_model
-from tests.faults.test_soak import metric
+from tests.faults.test_soak import metric, wait_idle
 from tests.platform.conftest import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
@@ -105,18 +104,7 @@ def test_disconnect_storm_meters_every_token_once(server: ServerProcess, tmp_pat
     ended = asyncio.run(storm(server.base_url, rng))
     assert ended, "no stream started"
 
-    deadline = time.monotonic() + 30
-    while True:
-        text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
-        idle = (
-            metric(text, "thinkserve_requests_in_flight") == 0
-            and metric(text, "thinkserve_engine_active_sequences") == 0
-            and metric(text, "thinkserve_engine_queue_depth") == 0
-        )
-        if idle or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert idle, text
+    text = wait_idle(server.base_url, 30)
     sampled = metric(text, "thinkserve_engine_sampled_tokens_total") - sampled_before
     server.stop()  # drains: every record reaches the database
 

@@ -78,6 +78,23 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def wait_idle(base: str, within: float) -> str:
+    """The server's /metrics once nothing is in flight, running or waiting (asserts it gets there)."""
+    deadline = time.monotonic() + within
+    while True:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        idle = (
+            metric(text, "thinkserve_requests_in_flight") == 0
+            and metric(text, "thinkserve_engine_active_sequences") == 0
+            and metric(text, "thinkserve_engine_queue_depth") == 0
+        )
+        if idle or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert idle, re.findall(r"^thinkserve_(?:requests_in_flight|engine_active|engine_queue).*$", text, re.M)
+    return text
+
+
 async def soak(base: str) -> tuple[int, list[str]]:
     done = 0
     failures: list[str] = []
@@ -139,18 +156,7 @@ def test_64_streams_leave_nothing_behind(server: ServerProcess) -> None:
     assert not failures, failures[:5]
     assert done >= STREAMS
 
-    deadline = time.monotonic() + 10
-    while True:
-        text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
-        idle = (
-            metric(text, "thinkserve_requests_in_flight") == 0
-            and metric(text, "thinkserve_engine_active_sequences") == 0
-            and metric(text, "thinkserve_engine_queue_depth") == 0
-        )
-        if idle or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert idle, re.findall(r"^thinkserve_(?:requests_in_flight|engine_active|engine_queue).*$", text, re.M)
+    text = wait_idle(server.base_url, 10)
     metered = metric(text, "thinkserve_tokens_total", kind="output")
     sampled = metric(text, "thinkserve_engine_sampled_tokens_total")
     assert metered == sampled > 0, (metered, sampled)

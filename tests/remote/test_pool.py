@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.remote.scripted import Script, ScriptTokenizer, script_vocab, settings, transport
+from tests.remote.scripted import Script, ScriptTokenizer, script_vocab, serving, settings
 from thinkserve.core.errors import EngineFailure, InvalidParameter
 from thinkserve.core.types import SamplingParams
 from thinkserve.engine.protocol import (
@@ -42,12 +42,13 @@ async def pool(scripts: dict[str, Script], **changes: Any) -> AsyncIterator[Remo
     tokenizer = vocab.tokenizer
     assert isinstance(tokenizer, ScriptTokenizer)
     changes.setdefault("health_interval", 3600.0)  # the tests call check_all themselves
-    engine = RemoteEngine(settings(*scripts, **changes), vocab, transport=transport(scripts, tokenizer))
-    await engine.start()
-    try:
-        yield engine
-    finally:
-        await engine.aclose()
+    async with serving(scripts, tokenizer) as resolver:
+        engine = RemoteEngine(settings(*scripts, **changes), vocab, resolver=resolver)
+        await engine.start()
+        try:
+            yield engine
+        finally:
+            await engine.aclose()
 
 
 def prompt(engine: RemoteEngine, user: str) -> list[int]:

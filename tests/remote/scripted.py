@@ -9,6 +9,7 @@ the scripted engine's (one token per character), with ``n_vocab`` and ``is_eog``
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -59,6 +60,10 @@ class Script:
     """Answer completions with this status (500: a server error)."""
     break_after: int | None = None
     """Drop the connection after this many tokens."""
+    delay: float = 0.0
+    """Seconds before the first token (a long prefill, or a server that hangs)."""
+    gap: float = 0.0
+    """Seconds between two tokens (a stream that holds its connection a while)."""
     reply_ids: list[int] | None = None
     """Token ids to send instead of the reply's."""
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -101,6 +106,8 @@ class Script:
             lines.append(b"data: " + orjson.dumps({"choices": [choice]}) + b"\n\n")
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.break_after is not None:
             for line in lines[: self.break_after]:
                 await response.write(line)
@@ -108,6 +115,11 @@ class Script:
             assert request.transport is not None
             request.transport.abort()
             return response
+        if self.gap:
+            for line in lines:
+                await response.write(line)
+                await asyncio.sleep(self.gap)
+            lines = []
         usage = {"prompt_tokens": len(prompt), "prompt_tokens_details": {"cached_tokens": cached}}
         lines.append(b"data: " + orjson.dumps({"choices": [], "usage": usage}) + b"\n\n")
         lines.append(b"data: [DONE]\n\n")

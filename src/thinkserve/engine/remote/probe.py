@@ -41,7 +41,7 @@ async def probe(client: aiohttp.ClientSession, url: str, protocol: WireName | No
 
 
 async def _get(client: aiohttp.ClientSession, url: str, path: str) -> tuple[int, bytes]:
-    async with client.get(url + path) as response:
+    async with client.get(url + path, allow_redirects=False) as response:
         return response.status, await response.read()
 
 

@@ -169,7 +169,7 @@ class Upstream:
             if self.info is None:
                 self.learn(await probe(self.probes, self.url, self.spec.protocol))
             else:
-                async with self.probes.get(self._url("/health")) as response:
+                async with self.probes.get(self._url("/health"), allow_redirects=False) as response:
                     await response.read()
                     if response.status != 200:
                         raise WireError(f"GET /health answered {response.status}")
@@ -249,7 +249,7 @@ class Upstream:
             await slots.acquire()
         try:
             async with self.client.post(
-                self._url(wire.path), data=orjson.dumps(body), headers=_JSON
+                self._url(wire.path), data=orjson.dumps(body), headers=_JSON, allow_redirects=False
             ) as response:
                 if response.status != 200:
                     raise await _status_failure(response)

@@ -1,18 +1,24 @@
-"""A scripted vLLM-protocol upstream over ``httpx.MockTransport``, for the pool's failure paths.
+"""Scripted vLLM-protocol upstreams on loopback, for the pool's failure paths.
 
-Fast and deterministic where the loopback server (``token_server``, the real engine) is not: it
-refuses connections, answers 500, or breaks a stream after N tokens on demand. Its tokenizer is
+Fast and deterministic where the token server (``token_server``, the real engine) is not: it
+refuses connections, answers 500, or breaks a stream after N tokens on demand. Each script is an
+aiohttp server on a free port; ``serving`` yields a resolver that points the made-up host of its
+URL (``http://a.test``) there, or at a closed port while the script is ``down``. Its tokenizer is
 the scripted engine's (one token per character), with ``n_vocab`` and ``is_eog`` added.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
+from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from thinkserve.engine.fake.tokenizer import FakeTokenizer
 from thinkserve.engine.remote.settings import RemoteSettings
@@ -42,18 +48,6 @@ def script_vocab() -> Vocab:
     return Vocab(tokenizer, lambda: _Decoder(tokenizer))
 
 
-class _Broken(httpx.AsyncByteStream):
-    """Some SSE lines, then the connection drops."""
-
-    def __init__(self, lines: list[bytes]) -> None:
-        self._lines = lines
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for line in self._lines:
-            yield line
-        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
-
-
 @dataclass
 class Script:
     """One scripted upstream: its reply text and how it misbehaves."""
@@ -66,32 +60,36 @@ class Script:
     """Answer completions with this status (500: a server error)."""
     break_after: int | None = None
     """Drop the connection after this many tokens."""
+    delay: float = 0.0
+    """Seconds before the first token (a long prefill, or a server that hangs)."""
+    gap: float = 0.0
+    """Seconds between two tokens (a stream that holds its connection a while)."""
     reply_ids: list[int] | None = None
     """Token ids to send instead of the reply's."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     prompts: list[list[int]] = field(default_factory=list)
 
-    def handler(self, tokenizer: ScriptTokenizer) -> Callable[[httpx.Request], httpx.Response]:
-        def handle(request: httpx.Request) -> httpx.Response:
-            if self.down:
-                raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
-            path = request.url.path
+    def handler(self, tokenizer: ScriptTokenizer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            path = request.path
             if path == "/props":
-                return httpx.Response(404)
+                return web.Response(status=404)
             if path == "/health":
-                return httpx.Response(200)
+                return web.Response(status=200)
             if path == "/v1/models":
                 card = {"id": "scripted", "owned_by": "vllm", "max_model_len": self.context}
-                return httpx.Response(200, json={"object": "list", "data": [card]})
-            body = orjson.loads(request.content)
+                return _json(200, {"object": "list", "data": [card]})
+            body = orjson.loads(await request.read())
             self.requests.append(body)
             if self.status != 200:
-                return httpx.Response(self.status, json={"error": {"message": "scripted failure"}})
-            return self._complete(body, tokenizer)
+                return _json(self.status, {"error": {"message": "scripted failure"}})
+            return await self._complete(request, body, tokenizer)
 
         return handle
 
-    def _complete(self, body: dict[str, Any], tokenizer: ScriptTokenizer) -> httpx.Response:
+    async def _complete(
+        self, request: web.Request, body: dict[str, Any], tokenizer: ScriptTokenizer
+    ) -> web.StreamResponse:
         prompt: list[int] = body["prompt"]
         cached = max((_common(prompt, old) for old in self.prompts), default=0)
         self.prompts.append(prompt)
@@ -106,12 +104,32 @@ class Script:
             finish = ("stop" if ended else "length") if last else None
             choice = {"index": 0, "text": "", "token_ids": [token], "finish_reason": finish}
             lines.append(b"data: " + orjson.dumps({"choices": [choice]}) + b"\n\n")
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.break_after is not None:
-            return httpx.Response(200, stream=_Broken(lines[: self.break_after]))
+            for line in lines[: self.break_after]:
+                await response.write(line)
+            # Drop the connection mid-body (no chunked terminator).
+            assert request.transport is not None
+            request.transport.abort()
+            return response
+        if self.gap:
+            for line in lines:
+                await response.write(line)
+                await asyncio.sleep(self.gap)
+            lines = []
         usage = {"prompt_tokens": len(prompt), "prompt_tokens_details": {"cached_tokens": cached}}
         lines.append(b"data: " + orjson.dumps({"choices": [], "usage": usage}) + b"\n\n")
         lines.append(b"data: [DONE]\n\n")
-        return httpx.Response(200, content=b"".join(lines), headers={"content-type": "text/event-stream"})
+        await response.write(b"".join(lines))
+        await response.write_eof()
+        return response
+
+
+def _json(status: int, data: object) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -140,14 +158,55 @@ def _resume_point(prompt: list[int], script: list[int], tokenizer: ScriptTokeniz
     return 0
 
 
-def transport(scripts: dict[str, Script], tokenizer: ScriptTokenizer) -> httpx.MockTransport:
-    """One mock transport routing by host to each script: ``{"http://a": Script(), ...}``."""
-    handlers = {url.split("//", 1)[1]: s.handler(tokenizer) for url, s in scripts.items()}
+class _Resolver(AbstractResolver):
+    """``a.test`` -> the loopback port of its script, or a closed one while it is down."""
 
-    def route(request: httpx.Request) -> httpx.Response:
-        return handlers[request.url.netloc.decode()](request)
+    def __init__(self, ports: dict[str, int], scripts: dict[str, Script], closed: int) -> None:
+        self._ports = ports
+        self._scripts = scripts
+        self._closed = closed
 
-    return httpx.MockTransport(route)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        target = self._closed if self._scripts[host].down else self._ports[host]
+        return [
+            ResolveResult(
+                hostname=host, host="127.0.0.1", port=target, family=socket.AF_INET, proto=0, flags=0
+            )
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+@asynccontextmanager
+async def serving(scripts: dict[str, Script], tokenizer: ScriptTokenizer) -> AsyncIterator[AbstractResolver]:
+    """Serve every script on loopback: ``async with serving({"http://a.test": Script()}, t) as r``."""
+    runners: list[web.AppRunner] = []
+    ports: dict[str, int] = {}
+    by_host: dict[str, Script] = {}
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        closed = spare.getsockname()[1]  # nothing listens there once this socket is closed
+    try:
+        for url, script in scripts.items():
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", script.handler(tokenizer))
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host = url.split("//", 1)[1]
+            server = site._server
+            assert server is not None
+            ports[host] = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            by_host[host] = script
+        yield _Resolver(ports, by_host, closed)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
 
 
 def settings(*urls: str, **changes: Any) -> RemoteSettings:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.remote.scripted import Script, ScriptTokenizer, script_vocab, settings, transport
+from tests.remote.scripted import Script, ScriptTokenizer, script_vocab, serving, settings
 from thinkserve.core.errors import EngineFailure, InvalidParameter
 from thinkserve.core.types import SamplingParams
 from thinkserve.engine.protocol import (
@@ -42,12 +42,13 @@ async def pool(scripts: dict[str, Script], **changes: Any) -> AsyncIterator[Remo
     tokenizer = vocab.tokenizer
     assert isinstance(tokenizer, ScriptTokenizer)
     changes.setdefault("health_interval", 3600.0)  # the tests call check_all themselves
-    engine = RemoteEngine(settings(*scripts, **changes), vocab, transport=transport(scripts, tokenizer))
-    await engine.start()
-    try:
-        yield engine
-    finally:
-        await engine.aclose()
+    async with serving(scripts, tokenizer) as resolver:
+        engine = RemoteEngine(settings(*scripts, **changes), vocab, resolver=resolver)
+        await engine.start()
+        try:
+            yield engine
+        finally:
+            await engine.aclose()
 
 
 def prompt(engine: RemoteEngine, user: str) -> list[int]:
@@ -206,6 +207,36 @@ def test_a_stream_cut_before_any_token_fails_over() -> None:
             events = await drain(engine.submit(request(prompt(engine, "q"))))
             assert isinstance(events[-1], EngineFinished)
             assert len(scripts[A].requests) == 1 and len(scripts[B].requests) == 1
+
+    run(body)
+
+
+def test_a_server_silent_past_read_timeout_fails_over() -> None:
+    async def body() -> None:
+        scripts = {A: Script(delay=5.0), B: Script()}
+        async with pool(scripts, read_timeout=0.3) as engine:
+            a, b = engine.pool.upstreams
+            b.in_flight = 5  # make A the first choice
+            events = await drain(engine.submit(request(prompt(engine, "q"))))
+            assert isinstance(events[-1], EngineFinished)
+            assert a.counters.errors == {"timeout": 1} and a.counters.failovers == 1
+            assert len(scripts[B].requests) == 1
+
+    run(body)
+
+
+def test_no_free_connection_is_busy_and_not_counted() -> None:
+    async def body() -> None:
+        scripts = {A: Script(gap=0.02)}  # about 1.4 s of stream, no read waits 0.3 s
+        async with pool(scripts, max_connections=1, read_timeout=0.3) as engine:
+            a = engine.pool.upstreams[0]
+            slow = asyncio.ensure_future(drain(engine.submit(request(prompt(engine, "first")))))
+            await asyncio.sleep(0.1)  # the first holds the only connection
+            with pytest.raises(NoUpstream):
+                await drain(engine.submit(request(prompt(engine, "second"))))
+            assert a.counters.errors == {"busy": 1} and a.failures == 0 and a.state == "up"
+            assert isinstance((await slow)[-1], EngineFinished)
+            assert a.counters.errors == {"busy": 1}
 
     run(body)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
+from aiohttp.abc import AbstractResolver
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
 from thinkserve.engine.protocol import EngineRequest, EngineStats, Health
@@ -38,13 +38,13 @@ class RemoteEngine:
     """A model served by engine servers elsewhere (``engine.protocol.Engine``)."""
 
     def __init__(
-        self, settings: RemoteSettings, vocab: Vocab, *, transport: httpx.AsyncBaseTransport | None = None
+        self, settings: RemoteSettings, vocab: Vocab, *, resolver: AbstractResolver | None = None
     ) -> None:
         settings.check()
         self._settings = settings
         self._vocab = vocab
         self._pool = Pool(
-            [Upstream(spec, settings, transport=transport) for spec in settings.upstreams], settings
+            [Upstream(spec, settings, resolver=resolver) for spec in settings.upstreams], settings
         )
         self._live: set[RemoteSequence] = set()
         self._sampled = 0

@@ -13,37 +13,43 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from thinkserve.engine.remote.settings import WireName
 from thinkserve.engine.remote.wire import ServerInfo, WireError, int_or_none
 
 
-async def probe(client: httpx.AsyncClient, protocol: WireName | None) -> ServerInfo:
-    """Ask the server what it is; raises ``httpx.HTTPError`` or ``WireError``."""
+async def probe(client: aiohttp.ClientSession, url: str, protocol: WireName | None) -> ServerInfo:
+    """Ask the server at ``url`` what it is; raises ``aiohttp.ClientError``, ``TimeoutError`` or
+    ``WireError``."""
     if protocol in (None, "llamacpp"):
-        response = await client.get("/props")
-        if response.status_code == 200:
-            info = _llamacpp(_json(response))
+        status, raw = await _get(client, url, "/props")
+        if status == 200:
+            info = _llamacpp(_json("/props", raw))
             if info is not None:
                 return info
         if protocol == "llamacpp":
-            raise WireError(f"GET /props answered {response.status_code}: not a llama.cpp server")
-    response = await client.get("/v1/models")
-    if response.status_code != 200:
-        raise WireError(f"GET /v1/models answered {response.status_code}")
-    info = _vllm(_json(response), configured=protocol == "vllm")
+            raise WireError(f"GET /props answered {status}: not a llama.cpp server")
+    status, raw = await _get(client, url, "/v1/models")
+    if status != 200:
+        raise WireError(f"GET /v1/models answered {status}")
+    info = _vllm(_json("/v1/models", raw), configured=protocol == "vllm")
     if info is None:
         raise WireError("the server is neither llama.cpp (/props) nor vLLM (/v1/models with max_model_len)")
     return info
 
 
-def _json(response: httpx.Response) -> Any:
+async def _get(client: aiohttp.ClientSession, url: str, path: str) -> tuple[int, bytes]:
+    async with client.get(url + path, allow_redirects=False) as response:
+        return response.status, await response.read()
+
+
+def _json(path: str, raw: bytes) -> Any:
     try:
-        return orjson.loads(response.content)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise WireError(f"{response.request.url.path} did not answer JSON") from exc
+        raise WireError(f"{path} did not answer JSON") from exc
 
 
 def _llamacpp(data: Any) -> ServerInfo | None:

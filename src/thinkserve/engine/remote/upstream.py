@@ -23,13 +23,15 @@ its time out (``eject_for``, doubling while it keeps failing soon after returnin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
-import httpx
+import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 
 from thinkserve.engine.remote.llamacpp_wire import LlamaCppWire
 from thinkserve.engine.remote.probe import probe
@@ -79,34 +81,22 @@ class Upstream:
         spec: UpstreamSpec,
         settings: RemoteSettings,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """``resolver`` maps host names to addresses (tests point made-up hosts at local servers)."""
         self.spec = spec
         self.url = spec.url
         self.weight = spec.weight
         self._settings = settings
-        timeout = httpx.Timeout(
-            connect=settings.connect_timeout,
-            read=settings.read_timeout,
-            write=settings.read_timeout,
-            pool=settings.read_timeout,
-        )
-        limits = httpx.Limits(
-            max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
-        )
-        # trust_env=False: engine servers sit on the internal network; no proxy from the environment.
-        self.client = httpx.AsyncClient(
-            base_url=spec.url, timeout=timeout, limits=limits, trust_env=False, transport=transport
-        )
+        self._resolver = resolver
+        # The pool's limit: a request waits at most ``read_timeout`` for one of ``max_connections``
+        # (then it is "busy"), so the connector below never queues.
+        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._client: aiohttp.ClientSession | None = None
         # Probes get a connection of their own: with every pooled one busy streaming, a probe
         # waiting for one would time out and eject a server that is merely busy.
-        self._probes = httpx.AsyncClient(
-            base_url=spec.url,
-            timeout=httpx.Timeout(5.0, connect=settings.connect_timeout),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            trust_env=False,
-            transport=transport,
-        )
+        self._probes: aiohttp.ClientSession | None = None
+        self._urls: dict[str, str] = {}
         self.info: ServerInfo | None = None
         self.wire: Wire | None = None
         self.state: State = "unknown"
@@ -138,6 +128,38 @@ class Upstream:
             self.counters,
         )
 
+    def _session(self, connections: int, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+        # Made on first use: aiohttp wants the running event loop. trust_env=False: engine servers
+        # sit on the internal network; no proxy from the environment.
+        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=0, resolver=self._resolver)
+        # read_bufsize bounds one SSE line (twice it): vLLM's first chunk holds the prompt's ids.
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, trust_env=False, read_bufsize=_READ_BUFSIZE
+        )
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        if self._client is None:
+            settings = self._settings
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+            )
+            self._client = self._session(settings.max_connections, timeout)
+        return self._client
+
+    @property
+    def probes(self) -> aiohttp.ClientSession:
+        if self._probes is None:
+            timeout = aiohttp.ClientTimeout(total=5.0, sock_connect=self._settings.connect_timeout)
+            self._probes = self._session(1, timeout)
+        return self._probes
+
+    def _url(self, path: str) -> str:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self.url + path
+        return url
+
     # -- health ---------------------------------------------------------------------------------
 
     async def check(self) -> None:
@@ -145,12 +167,13 @@ class Upstream:
         now = time.monotonic()
         try:
             if self.info is None:
-                self.learn(await probe(self._probes, self.spec.protocol))
+                self.learn(await probe(self.probes, self.url, self.spec.protocol))
             else:
-                response = await self._probes.get("/health")
-                if response.status_code != 200:
-                    raise WireError(f"GET /health answered {response.status_code}")
-        except (httpx.HTTPError, WireError) as exc:
+                async with self.probes.get(self._url("/health"), allow_redirects=False) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise WireError(f"GET /health answered {response.status}")
+        except (aiohttp.ClientError, TimeoutError, WireError) as exc:
             reason = f"health check failed: {_describe(exc)}"
             if self.state == "up":
                 self.eject(reason, now)
@@ -215,18 +238,28 @@ class Upstream:
         wire = self.wire
         if wire is None:
             raise UpstreamFailure("connect", "the server was never reached")
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self._settings.read_timeout):
+                    await slots.acquire()
+            except TimeoutError as exc:
+                raise UpstreamFailure("busy", "no free connection to the server") from exc
+        else:
+            await slots.acquire()
         try:
-            async with self.client.stream(
-                "POST", wire.path, content=orjson.dumps(body), headers={"content-type": "application/json"}
+            async with self.client.post(
+                self._url(wire.path), data=orjson.dumps(body), headers=_JSON, allow_redirects=False
             ) as response:
-                if response.status_code != 200:
+                if response.status != 200:
                     raise await _status_failure(response)
-                done_line, done = wire.done_line, False
-                async for line in response.aiter_lines():
+                done_line = wire.done_line.encode() if wire.done_line is not None else None
+                done = False
+                async for line in response.content:
                     # After [DONE], read on to the end of the body (nothing but its terminator):
                     # a response left half-read closes its connection instead of going back to
                     # the pool.
-                    if done or not line.startswith("data:"):
+                    if done or not line.startswith(b"data:"):
                         continue  # blank separators, comments (keep-alive pings), event names
                     payload = line[5:].strip()
                     if payload == done_line:
@@ -235,25 +268,33 @@ class Upstream:
                     yield wire.chunk(orjson.loads(payload))
         except UpstreamFailure:
             raise
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise UpstreamFailure("connect", _describe(exc)) from exc
-        except httpx.PoolTimeout as exc:
-            raise UpstreamFailure("busy", "no free connection to the server") from exc
-        except httpx.TimeoutException as exc:
+        except aiohttp.ServerTimeoutError as exc:
             raise UpstreamFailure("timeout", _describe(exc)) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamFailure("stream", _describe(exc)) from exc
         except (WireError, orjson.JSONDecodeError) as exc:
             raise UpstreamFailure("protocol", str(exc)) from exc
+        except ValueError as exc:  # aiohttp: a line longer than the read buffer allows
+            raise UpstreamFailure("protocol", f"a line too long: {exc}") from exc
+        finally:
+            slots.release()
 
     async def aclose(self) -> None:
-        await self.client.aclose()
-        await self._probes.aclose()
+        for session in (self._client, self._probes):
+            if session is not None:
+                await session.close()
+        self._client = self._probes = None
 
 
-async def _status_failure(response: httpx.Response) -> UpstreamFailure:
-    raw = await response.aread()
-    status = response.status_code
+_JSON = {"content-type": "application/json"}
+_READ_BUFSIZE = 4 * 1024 * 1024
+
+
+async def _status_failure(response: aiohttp.ClientResponse) -> UpstreamFailure:
+    raw = await response.read()
+    status = response.status
     detail = raw[:300].decode("utf-8", errors="replace")
     message = f"HTTP {status}: {detail}"
     if status == 429:

@@ -146,7 +146,10 @@ class Host:
         running.sequence.cancel()
         if running.task is not None:
             running.task.cancel()
-            self._settling.add(asyncio.create_task(self._settle(key, running.sequence)))
+            # Kept referenced until done (the loop holds tasks only weakly).
+            task = asyncio.create_task(self._settle(key, running.sequence))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
 
     async def _settle(self, key: int, sequence: Sequence) -> None:
         try:
@@ -158,9 +161,6 @@ class Host:
             self.send(key, item)
         if not left or not isinstance(left[-1], EngineFinished):
             self.send(key, EngineFinished("cancelled", 0, 0, 0))
-        task = asyncio.current_task()
-        if task is not None:
-            self._settling.discard(task)
 
     async def _forward(self, key: int, running: _Running) -> None:
         try:

@@ -67,6 +67,8 @@ class Script:
     reply_ids: list[int] | None = None
     """Token ids to send instead of the reply's."""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    wholes: int = 0
+    """Completions asked with ``"stream": false`` (answered whole)."""
     prompts: list[list[int]] = field(default_factory=list)
 
     def handler(self, tokenizer: ScriptTokenizer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -98,6 +100,9 @@ class Script:
         start = _resume_point(prompt, script, tokenizer)
         out = script[start : start + body["max_tokens"]]
         ended = start + len(out) >= len(script)
+        usage = {"prompt_tokens": len(prompt), "prompt_tokens_details": {"cached_tokens": cached}}
+        if not body.get("stream"):
+            return await self._whole(request, out, "stop" if ended else "length", usage)
         lines = []
         for i, token in enumerate(out):
             last = i == len(out) - 1
@@ -120,12 +125,25 @@ class Script:
                 await response.write(line)
                 await asyncio.sleep(self.gap)
             lines = []
-        usage = {"prompt_tokens": len(prompt), "prompt_tokens_details": {"cached_tokens": cached}}
         lines.append(b"data: " + orjson.dumps({"choices": [], "usage": usage}) + b"\n\n")
         lines.append(b"data: [DONE]\n\n")
         await response.write(b"".join(lines))
         await response.write_eof()
         return response
+
+    async def _whole(
+        self, request: web.Request, out: list[int], finish: str, usage: dict[str, Any]
+    ) -> web.StreamResponse:
+        """A completion asked with ``"stream": false``: one object once it is done."""
+        self.wholes += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.break_after is not None:
+            assert request.transport is not None
+            request.transport.abort()  # the connection drops before the answer
+            return web.StreamResponse()
+        choice = {"index": 0, "text": "", "token_ids": out, "finish_reason": finish}
+        return _json(200, {"choices": [choice], "usage": usage})
 
 
 def _json(status: int, data: object) -> web.Response:

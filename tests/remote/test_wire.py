@@ -13,12 +13,12 @@ SAMPLING = SamplingParams(temperature=0.6, top_p=0.95, top_k=20, seed=7)
 
 
 def test_vllm_body_sends_token_ids_and_asks_for_them_back() -> None:
-    body = VllmWire().body([1, 2, 3], 50, SAMPLING, "Qwen/Qwen3-8B")
+    body = VllmWire().body([1, 2, 3], 50, SAMPLING, "Qwen/Qwen3-8B", stream=True)
     assert body["prompt"] == [1, 2, 3] and body["max_tokens"] == 50
     assert body["return_token_ids"] is True and body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
     assert body["model"] == "Qwen/Qwen3-8B" and body["seed"] == 7 and body["top_k"] == 20
-    greedy = VllmWire().body([1], 1, SamplingParams(temperature=0.0, top_k=0), None)
+    greedy = VllmWire().body([1], 1, SamplingParams(temperature=0.0, top_k=0), None, stream=True)
     assert greedy["top_k"] == -1 and "model" not in greedy and "seed" not in greedy
 
 
@@ -52,7 +52,7 @@ def test_vllm_errors(data: object) -> None:
 
 def test_llamacpp_body_and_chunks() -> None:
     wire = LlamaCppWire()
-    body = wire.body([1, 2], 5, SamplingParams(temperature=0.0, seed=None), None)
+    body = wire.body([1, 2], 5, SamplingParams(temperature=0.0, seed=None), None, stream=True)
     assert body["prompt"] == [1, 2] and body["n_predict"] == 5 and body["return_tokens"] is True
     assert body["seed"] == -1 and body["min_p"] == 0.0 and body["cache_prompt"] is True
     assert wire.chunk({"content": "Hi", "tokens": [13048], "stop": False}) == Chunk([13048])

@@ -82,6 +82,11 @@ class EngineRequest:
     """Cap on sampled tokens (injected tokens do not count)."""
     checkpoint: Checkpoint | None = None
     constraint: Constraint | None = None
+    whole: bool = False
+    """The caller reads nothing before the end and never ends the sequence early on its own (a
+    non-streaming request without stop strings or tools): an engine may sample a completion whole
+    before it hands over any of its tokens (the remote engine then asks its upstream for one
+    response instead of a stream)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """A sequence whose events are pushed to it on its event loop: what every engine that decodes
 elsewhere (a worker thread, an engine process) shares (imports core, engine.protocol).
 
-The engine side calls ``push(item)`` on the sequence's loop; the consumer iterates. The iterator
+The engine side calls ``push(item)`` (or ``push_tokens(events)`` for a run of tokens that came
+together) on the sequence's loop; the consumer iterates. The iterator
 raises an error item, ends after ``EngineFinished``, and stops after ``Paused`` unless ``resume``
 was called before the next item was asked for, so that both ``async for ... : if Paused:
 seq.resume(...)`` and "iterate, resume, iterate again" work. ``divert(sink)`` hands the items to a
@@ -22,7 +23,7 @@ from collections.abc import Sequence as Seq
 from typing import Final
 
 from thinkserve.core.errors import ThinkserveError
-from thinkserve.engine.protocol import EngineEvent, EngineFinished, Paused
+from thinkserve.engine.protocol import EngineEvent, EngineFinished, Paused, TokenEvent
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class QueuedSequence:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._queue: asyncio.Queue[Item | _EndOfStream] = asyncio.Queue()
+        self._queue: asyncio.Queue[Item | list[TokenEvent] | _EndOfStream] = asyncio.Queue()
         self._cancelled = False
         self._paused = False
         self._done = False
@@ -71,6 +72,18 @@ class QueuedSequence:
             return
         self._queue.put_nowait(item)
 
+    def push_tokens(self, events: list[TokenEvent]) -> None:
+        """Deliver several token events at once (on ``loop``): one queue item, one wake-up of the
+        consumer, where ``push`` would take one each. Nothing ends the sequence among them."""
+        if self._done or not events:
+            return
+        sink = self._sink
+        if sink is not None:
+            for event in events:
+                sink(event)
+            return
+        self._queue.put_nowait(events)
+
     def divert(self, sink: Callable[[Item], None]) -> None:
         """Hand every later item to ``sink`` (on ``loop``) instead of the iterator.
 
@@ -86,6 +99,12 @@ class QueuedSequence:
             item = await self._queue.get()
             if isinstance(item, _EndOfStream) or self._cancelled:
                 return
+            if isinstance(item, list):
+                for event in item:
+                    yield event
+                    if self._cancelled:
+                        return
+                continue
             if isinstance(item, ThinkserveError):
                 raise item
             yield item
@@ -135,6 +154,9 @@ class QueuedSequence:
             if isinstance(item, ThinkserveError):
                 break
             if isinstance(item, _EndOfStream):
+                continue
+            if isinstance(item, list):
+                left += item
                 continue
             left.append(item)
             if isinstance(item, EngineFinished):

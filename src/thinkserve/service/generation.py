@@ -173,6 +173,8 @@ class GenerationService:
             max_tokens=limit,
             checkpoint=runtime.budget.checkpoint(prompt, checked.budget, thinking=thinking, max_tokens=limit),
             constraint=tooling.constraint(planned, runtime.chat, thinking=thinking),
+            # Stop strings and tool calls end a generation early: the engine must stream for them.
+            whole=not request.stream and not any(request.stop) and planned.fmt is None,
         )
         return Plan(request, spec, runtime, prompt, thinking, engine_request, tools=planned)
 

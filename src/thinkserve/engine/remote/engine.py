@@ -141,6 +141,10 @@ class RemoteEngine:
     def served_model(self) -> str | None:
         return self._served_model
 
+    @property
+    def whole_max_tokens(self) -> int:
+        return self._settings.whole_max_tokens
+
     def decoder(self) -> Decoder:
         return self._vocab.decoder()
 

@@ -13,6 +13,9 @@ and reads server-sent events; the last one has ``"stop": true``::
     data: {"index": 0, "content": "", "tokens": [], "stop": true, "stop_type": "eos",
            "tokens_cached": 41, "tokens_evaluated": 3, "timings": {"cache_n": 0, "prompt_n": 3, ...}}
 
+Asked with ``"stream": false``, it answers one object like the last event, with every token in
+``tokens``.
+
 ``stop_type`` is ``eos``, ``word`` (a stop string), ``limit`` (``n_predict``) or ``none`` (the
 context ran out). The prompt tokens reused from the slot's cache are ``timings.cache_n``; servers
 without it report 0 (their ``tokens_cached`` is ``n_past`` at the end, generated tokens included,
@@ -37,7 +40,9 @@ class LlamaCppWire:
     path = "/completion"
     done_line = None
 
-    def body(self, prompt: Seq[int], max_tokens: int, sampling: SamplingParams, model: str | None) -> Any:
+    def body(
+        self, prompt: Seq[int], max_tokens: int, sampling: SamplingParams, model: str | None, *, stream: bool
+    ) -> Any:
         return {
             "prompt": list(prompt),
             "n_predict": max_tokens,
@@ -50,7 +55,7 @@ class LlamaCppWire:
             "presence_penalty": sampling.presence_penalty,
             # The server seeds a 32-bit RNG; -1 asks it for a random seed.
             "seed": sampling.seed & 0xFFFFFFFF if sampling.seed is not None else -1,
-            "stream": True,
+            "stream": stream,
             "return_tokens": True,
             "cache_prompt": True,
         }

@@ -13,6 +13,10 @@ list (prompt, sampled tokens, injected tokens):
   budget) is followed by another from where it stopped;
 - end-of-generation ids end the sequence (or pause it, ``Checkpoint.on_end``) and are neither
   emitted nor counted, as in the embedded engine;
+- the tokens of one read from the upstream go to the consumer as one run (``push_tokens``);
+- for a caller that takes every token at the end (``EngineRequest.whole``), a completion of at
+  most ``whole_max_tokens`` is asked for whole: one response instead of an event per token. A
+  cancel then waits for it, so that every token the upstream sampled is counted (``settle``);
 - a completion that fails before the sequence emitted its first sampled token goes to another
   upstream (failover); after that the sequence ends with ``EngineFailure``, which the API
   renders as an error in the caller's dialect.
@@ -78,6 +82,9 @@ class Host(Protocol):
     @property
     def served_model(self) -> str | None: ...
 
+    @property
+    def whole_max_tokens(self) -> int: ...
+
     def decoder(self) -> Decoder: ...
 
     def sampled(self, n: int) -> None:
@@ -106,6 +113,8 @@ class RemoteSequence(QueuedSequence):
         """The upstream of the last completion: the next one prefers it (its cache)."""
         self._first: Upstream | None = first
         """Chosen by ``submit`` (which raises ``NoUpstream`` when none is up); used once."""
+        self._awaiting_whole = False
+        """A whole completion is on its way: a cancel lets it come (``_send_cancel``)."""
         self._task = self.loop.create_task(self._run(), name=f"remote-{request.request_id}")
 
     # -- QueuedSequence ------------------------------------------------------------------------
@@ -117,6 +126,10 @@ class RemoteSequence(QueuedSequence):
         self._resumes.put_nowait(tuple(tokens))
 
     def _send_cancel(self) -> None:
+        if self._awaiting_whole:
+            # The upstream samples it to its end whether or not we wait: take its tokens so that
+            # they are counted (``settle``), then end as cancelled (``_generate``).
+            return
         self._task.cancel()
 
     # -- the task ------------------------------------------------------------------------------
@@ -154,6 +167,8 @@ class RemoteSequence(QueuedSequence):
                 return
             before = self._sampled
             step = await self._complete(cap)
+            if self.cancelled:
+                raise asyncio.CancelledError  # cancelled while a whole completion came
             if step == "stop" or step == "length":
                 self._finish(step)
                 return
@@ -201,6 +216,8 @@ class RemoteSequence(QueuedSequence):
                 if self._started:
                     log.warning("upstream %s failed mid-stream (%s): %s", upstream.url, failure.kind, failure)
                     raise failed(failure) from failure
+                if self.cancelled:
+                    raise asyncio.CancelledError from failure  # cancelled while a whole completion came
                 upstream.counters.failovers += 1
                 log.warning(
                     "upstream %s failed before the first token (%s: %s); trying another",
@@ -218,22 +235,25 @@ class RemoteSequence(QueuedSequence):
         return NoUpstream("No upstream engine server is available; retry later.")
 
     async def _stream(self, upstream: Upstream, cap: int) -> Step:
-        """One completion at ``upstream``; its tokens go out as they come."""
+        """One completion at ``upstream``; its tokens go out as they come (all at once when whole)."""
         self._upstream = upstream
         wire = upstream.wire
         assert wire is not None
-        body = wire.body(self._tokens, cap, self._request.sampling, self._host.served_model)
+        # A caller that takes everything at the end gets a short completion whole: one response.
+        whole = self._request.whole and cap <= self._host.whole_max_tokens
+        body = wire.body(self._tokens, cap, self._request.sampling, self._host.served_model, stream=not whole)
         counters = upstream.counters
         n_vocab = self._host.tokenizer.n_vocab
         step: Step | None = None
         finish = None
         sampled_before = self._sampled
         sent = time.monotonic()
-        first_token = True
+        first_token = not whole  # the first token of a whole completion comes with its last
+        self._awaiting_whole = whole
         upstream.in_flight += 1
         outcome = "cancelled"
         try:
-            async with contextlib.aclosing(upstream.chunks(body)) as chunks:
+            async with contextlib.aclosing(upstream.chunks(body, stream=not whole)) as chunks:
                 async for chunk in chunks:
                     if chunk.cached_tokens is not None and self._cached is None:
                         self._cached = chunk.cached_tokens
@@ -242,13 +262,17 @@ class RemoteSequence(QueuedSequence):
                     if chunk.tokens and first_token:
                         first_token = False
                         counters.first_token.observe(time.monotonic() - sent)
-                    for token in chunk.tokens:
-                        if not 0 <= token < n_vocab:
-                            # Never handed to the tokenizer: an unknown id would crash llama.cpp's.
-                            raise UpstreamFailure("protocol", f"token id {token} is not in the vocabulary")
+                    tokens = chunk.tokens
+                    if tokens:
+                        bad = _first_bad(tokens, n_vocab)
                         if step is None:
                             # Tokens past the end (a server ignoring max_tokens) are dropped.
-                            step = self._take(token)
+                            step = self._take(tokens if bad is None else tokens[:bad])
+                        if bad is not None:
+                            # Never handed to the tokenizer: an unknown id would crash llama.cpp's.
+                            raise UpstreamFailure(
+                                "protocol", f"token id {tokens[bad]} is not in the vocabulary"
+                            )
                     if chunk.finish is not None:
                         finish = chunk.finish
             if finish is None and step is None:
@@ -263,6 +287,7 @@ class RemoteSequence(QueuedSequence):
             upstream.failed(failure)
             log.warning("upstream %s failed after the last token: %s", upstream.url, failure)
         finally:
+            self._awaiting_whole = False
             upstream.in_flight -= 1
             counters.count(counters.requests, outcome)
             counters.duration.observe(time.monotonic() - sent)
@@ -274,21 +299,45 @@ class RemoteSequence(QueuedSequence):
             return "pause_end" if self._gate.pauses_at_end() else "stop"
         return "more"
 
-    def _take(self, token: int) -> Step | None:
-        """One token id from the upstream; what to do next if the completion is over for us."""
+    def _take(self, tokens: Seq[int]) -> Step | None:
+        """Token ids from the upstream, pushed as one run; what to do next if the completion is
+        over for us (the ids after that are dropped: a server ignoring max_tokens)."""
         gate = self._gate
-        if self._host.tokenizer.is_eog(token):
-            return "pause_end" if gate.pauses_at_end() else "stop"
-        self._sampled += 1
-        self._started = True
-        self._tokens.append(token)
-        final = self._sampled >= self._request.max_tokens or len(self._tokens) >= self._host.context_length
-        text = self._decoder.feed(token)
-        if final:
-            text += self._decoder.flush()
-        self.push(TokenEvent(token, text))
-        if final:
-            return "length"
-        if gate.armed and gate.after(token, text, self._sampled):
-            return "pause"
+        is_eog = self._host.tokenizer.is_eog
+        feed = self._decoder.feed
+        max_tokens = self._request.max_tokens
+        context = self._host.context_length
+        events: list[TokenEvent] = []
+        step: Step | None = None
+        try:
+            for token in tokens:
+                if is_eog(token):
+                    step = "pause_end" if gate.pauses_at_end() else "stop"
+                    break
+                self._sampled += 1
+                self._started = True
+                self._tokens.append(token)
+                final = self._sampled >= max_tokens or len(self._tokens) >= context
+                text = feed(token)
+                if final:
+                    text += self._decoder.flush()
+                events.append(TokenEvent(token, text))
+                if final:
+                    step = "length"
+                    break
+                if gate.armed and gate.after(token, text, self._sampled):
+                    step = "pause"
+                    break
+        finally:
+            if len(events) == 1:
+                self.push(events[0])
+            else:
+                self.push_tokens(events)
+        return step
+
+
+def _first_bad(tokens: Seq[int], n_vocab: int) -> int | None:
+    """The index of the first id outside the vocabulary, if any (one C pass for the usual case)."""
+    if min(tokens) >= 0 and max(tokens) < n_vocab:
         return None
+    return next(i for i, t in enumerate(tokens) if not 0 <= t < n_vocab)

@@ -23,6 +23,8 @@ An ``[engines.NAME]`` table of this kind reads::
     eject_for = 5.0              # seconds out on the first ejection (doubling, to 60)
     affinity_threshold = 0.5     # share of the prompt an upstream must hold to win it
     balance_abs = 32             # load gap (requests) from which affinity yields to load
+    whole_max_tokens = 256       # a non-streaming request's completion of at most this many
+                                 # tokens is asked for whole (one response, not a stream); 0: never
 
 Connection refusals and failed health probes eject at once; other failures count towards
 ``eject_after``.
@@ -68,6 +70,7 @@ class RemoteSettings:
         "eject_for": float,
         "affinity_threshold": float,
         "balance_abs": int,
+        "whole_max_tokens": int,
     }
 
     name: str
@@ -88,6 +91,11 @@ class RemoteSettings:
     eject_for: float = 5.0
     affinity_threshold: float = 0.5
     balance_abs: int = 32
+    whole_max_tokens: int = 256
+    """A completion for a caller that takes its tokens only at the end (``EngineRequest.whole``)
+    and that asks for at most this many tokens is one response, not a stream: no event per token
+    to write, send and read. The bound keeps it within ``read_timeout`` (nothing comes until it is
+    done), and a cancel lets it finish so that every token it sampled is counted."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "upstreams", parse_upstreams(self.name, self.upstreams))
@@ -109,6 +117,8 @@ class RemoteSettings:
             raise ConfigError(f"engine {self.name!r}: affinity_threshold must be in [0, 1]")
         if self.balance_abs < 0:
             raise ConfigError(f"engine {self.name!r}: balance_abs must not be negative")
+        if self.whole_max_tokens < 0:
+            raise ConfigError(f"engine {self.name!r}: whole_max_tokens must not be negative")
 
     def check(self) -> None:
         """What a usable pool needs beyond well-formed keys (checked when the engine is built)."""

@@ -33,6 +33,7 @@ import aiohttp
 import orjson
 from aiohttp.abc import AbstractResolver
 
+from thinkserve.engine.remote.events import EventReader
 from thinkserve.engine.remote.llamacpp_wire import LlamaCppWire
 from thinkserve.engine.remote.probe import probe
 from thinkserve.engine.remote.settings import RemoteSettings, UpstreamSpec
@@ -233,8 +234,10 @@ class Upstream:
 
     # -- one completion -------------------------------------------------------------------------
 
-    async def chunks(self, body: Any) -> AsyncGenerator[Chunk, None]:
-        """Stream one completion; raises ``UpstreamFailure``. Close it (``aclosing``) to abort."""
+    async def chunks(self, body: Any, *, stream: bool = True) -> AsyncGenerator[Chunk, None]:
+        """Stream one completion; raises ``UpstreamFailure``. Close it (``aclosing``) to abort.
+
+        ``stream=False`` (a body that asks for the completion whole): one chunk, at the end."""
         wire = self.wire
         if wire is None:
             raise UpstreamFailure("connect", "the server was never reached")
@@ -253,19 +256,24 @@ class Upstream:
             ) as response:
                 if response.status != 200:
                     raise await _status_failure(response)
-                done_line = wire.done_line.encode() if wire.done_line is not None else None
-                done = False
-                async for line in response.content:
-                    # After [DONE], read on to the end of the body (nothing but its terminator):
-                    # a response left half-read closes its connection instead of going back to
-                    # the pool.
-                    if done or not line.startswith(b"data:"):
-                        continue  # blank separators, comments (keep-alive pings), event names
-                    payload = line[5:].strip()
-                    if payload == done_line:
-                        done = True
-                        continue
-                    yield wire.chunk(orjson.loads(payload))
+                if not stream:
+                    yield wire.chunk(orjson.loads(await response.read()))
+                    return
+                # Every read at once (``events``): its events' tokens go on together.
+                reader = EventReader(wire)
+                content = response.content
+                while data := await content.readany():
+                    chunk = reader.feed(data)
+                    if chunk.tokens or chunk.finish is not None or chunk.cached_tokens is not None:
+                        yield chunk
+                    reader.raise_pending()  # an event after the ones just handed out failed
+                # After the done line the body was still read to its end (nothing but its
+                # terminator): a response left half-read closes its connection instead of going
+                # back to the pool.
+                chunk = reader.end()
+                if chunk.tokens or chunk.finish is not None or chunk.cached_tokens is not None:
+                    yield chunk
+                reader.raise_pending()
         except UpstreamFailure:
             raise
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
@@ -276,8 +284,6 @@ class Upstream:
             raise UpstreamFailure("stream", _describe(exc)) from exc
         except (WireError, orjson.JSONDecodeError) as exc:
             raise UpstreamFailure("protocol", str(exc)) from exc
-        except ValueError as exc:  # aiohttp: a line longer than the read buffer allows
-            raise UpstreamFailure("protocol", f"a line too long: {exc}") from exc
         finally:
             slots.release()
 

@@ -18,6 +18,9 @@ and reads server-sent events, ``data: [DONE]`` last::
            "prompt_tokens_details": {"cached_tokens": 0}}}
     data: [DONE]
 
+Asked with ``"stream": false`` (and no ``stream_options``), it answers one object, read as one
+chunk: the choice holds every id (``token_ids``) and the finish reason, beside the usage.
+
 ``token_ids`` (vLLM 0.10.2 and later) holds the delta's ids; the end-of-sequence token is among
 them. ``prompt_tokens_details.cached_tokens`` is there only when the server runs with
 ``--enable-prompt-tokens-details``; without it ``cached_tokens`` reads 0.
@@ -41,7 +44,9 @@ class VllmWire:
     path = "/v1/completions"
     done_line = "[DONE]"
 
-    def body(self, prompt: Seq[int], max_tokens: int, sampling: SamplingParams, model: str | None) -> Any:
+    def body(
+        self, prompt: Seq[int], max_tokens: int, sampling: SamplingParams, model: str | None, *, stream: bool
+    ) -> Any:
         body: dict[str, Any] = {
             "prompt": list(prompt),
             "max_tokens": max_tokens,
@@ -51,10 +56,11 @@ class VllmWire:
             "top_k": sampling.top_k if sampling.top_k > 0 else -1,
             "repetition_penalty": sampling.repetition_penalty,
             "presence_penalty": sampling.presence_penalty,
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream": stream,
             "return_token_ids": True,
         }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
         if model is not None:
             body["model"] = model
         if sampling.seed is not None:

@@ -4,7 +4,7 @@ An upstream protocol (``vllm_wire``, ``llamacpp_wire``) is a pure translation be
 and one server's JSON, so that the transport (``upstream``) and the sequence logic
 (``sequence``) never see a wire field::
 
-    wire.body(prompt=[151644, 872, ...], max_tokens=50, sampling=..., model="Qwen/Qwen3-8B")
+    wire.body(prompt=[151644, 872, ...], max_tokens=50, sampling=..., model="Qwen/Qwen3-8B", stream=True)
     wire.chunk({...one SSE data object...}) -> Chunk(tokens=(4340, 11), finish=None)
 """
 
@@ -52,7 +52,7 @@ class Wire(Protocol):
 
     @property
     def path(self) -> str:
-        """The streaming completion endpoint (``/v1/completions``)."""
+        """The completion endpoint (``/v1/completions``)."""
         ...
 
     @property
@@ -60,8 +60,11 @@ class Wire(Protocol):
         """An SSE data line that ends the stream (``[DONE]``), if the protocol has one."""
         ...
 
-    def body(self, prompt: Seq[int], max_tokens: int, sampling: SamplingParams, model: str | None) -> Any:
-        """The JSON body of a streaming completion request."""
+    def body(
+        self, prompt: Seq[int], max_tokens: int, sampling: SamplingParams, model: str | None, *, stream: bool
+    ) -> Any:
+        """The JSON body of a completion request: streamed, or answered whole (one object that
+        ``chunk`` reads like a stream's last event, with every token)."""
         ...
 
     def chunk(self, data: Any) -> Chunk:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 #: What a sequence's event stream carries: an event, or the error that ends it.
 Item = EngineEvent | ThinkserveError
 
+#: Events that came together (``QueuedSequence.runs``): tokens of one ``push_tokens``, or one event.
+Run = list[TokenEvent] | tuple[EngineEvent]
+
 
 class _EndOfStream:
     """Queued by ``cancel`` to wake a consumer blocked on the next event."""
@@ -113,6 +116,28 @@ class QueuedSequence:
             if isinstance(item, Paused) and self._paused:
                 # Not resumed while the consumer handled Paused: end this iteration; iterating
                 # again after resume() continues the stream.
+                return
+
+    def runs(self) -> AsyncIterator[Run]:
+        """The same events as iterating, in the runs they came in (a ``push_tokens`` is one run,
+        any other item a run of its own): a consumer that takes a run at once saves a step per
+        event. Same ends: an error raised, after ``EngineFinished``, after an unanswered ``Paused``."""
+        return self._runs()
+
+    async def _runs(self) -> AsyncIterator[Run]:
+        while not self._cancelled:
+            item = await self._queue.get()
+            if isinstance(item, _EndOfStream) or self._cancelled:
+                return
+            if isinstance(item, list):
+                yield item
+                continue
+            if isinstance(item, ThinkserveError):
+                raise item
+            yield (item,)
+            if isinstance(item, EngineFinished):
+                return
+            if isinstance(item, Paused) and self._paused:
                 return
 
     def resume(self, tokens: Seq[int]) -> None:

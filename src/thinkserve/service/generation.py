@@ -11,15 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from thinkserve.catalogue import snapshots
 from thinkserve.catalogue.spec import ModelSpec
 from thinkserve.core.errors import ModelNotFound
-from thinkserve.core.events import Event, Finished
+from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
 from thinkserve.core.types import ChatRequest, FinishReason, Usage
-from thinkserve.engine.protocol import Engine, EngineFinished, EngineRequest, Paused, Sequence, TokenEvent
+from thinkserve.engine.protocol import (
+    Engine,
+    EngineFinished,
+    EngineRequest,
+    Paused,
+    Sequence,
+    TokenEvent,
+)
+from thinkserve.engine.queued import QueuedSequence, Run
 from thinkserve.service import tooling, validation
 from thinkserve.service.pipeline import DecodePipeline, StopStage
 from thinkserve.thinking import budget, decision
@@ -179,27 +187,50 @@ class GenerationService:
         return Plan(request, spec, runtime, prompt, thinking, engine_request, tools=planned)
 
     async def stream(self, plan: Plan) -> AsyncGenerator[Event, None]:
-        """Decode ``plan``; always ends with exactly one ``Finished`` unless the engine fails."""
+        """Decode ``plan``; always ends with exactly one ``Finished`` unless the engine fails.
+
+        The engine's events are taken in the runs it delivered them in. For a non-streaming
+        request, the deltas of one run are merged (one per channel in a row): the fold gets the
+        same text with a step per run instead of one per token."""
         pipeline = _pipeline(plan)
         sequence = plan.runtime.engine.submit(plan.engine_request)
+        merge = not plan.request.stream
+        bare = merge and pipeline.bare
+        progress = plan.progress
         reason: FinishReason | None = None
         cached = 0
         try:
-            async for event in sequence:
-                if isinstance(event, TokenEvent):
-                    events = pipeline.feed(event)
-                    plan.progress.usage = pipeline.usage_so_far
+            async for run in _runs(sequence):
+                if bare and isinstance(run, list):
+                    # Tokens that came together, and nothing but the engine ends the generation.
+                    events = pipeline.feed_run(run)
+                    progress.usage = pipeline.usage_so_far
                     for out in events:
                         yield out
-                    if pipeline.ended is not None:
-                        reason = pipeline.ended
-                        break
-                elif isinstance(event, Paused):
-                    sequence.resume(plan.runtime.budget.resume_tokens(event))
-                elif isinstance(event, EngineFinished):
-                    # ("cancelled" comes only to settle(), after this loop.)
-                    reason = "length" if event.reason == "length" else "stop"
-                    cached = event.cached_tokens
+                    continue
+                held: list[Event] = []
+                for event in run:
+                    if isinstance(event, TokenEvent):
+                        events = pipeline.feed(event)
+                        progress.usage = pipeline.usage_so_far
+                        if merge:
+                            held += events
+                        else:
+                            for out in events:
+                                yield out
+                        if pipeline.ended is not None:
+                            reason = pipeline.ended
+                            break
+                    elif isinstance(event, Paused):
+                        sequence.resume(plan.runtime.budget.resume_tokens(event))
+                    elif isinstance(event, EngineFinished):
+                        # ("cancelled" comes only to settle(), after this loop.)
+                        reason = "length" if event.reason == "length" else "stop"
+                        cached = event.cached_tokens
+                for out in _merged(held) if len(held) > 1 else held:
+                    yield out
+                if pipeline.ended is not None:
+                    break
             for out in pipeline.finish(cached):
                 yield out
             yield Finished(pipeline.reason(reason or "stop"), pipeline.usage(cached), plan.thinking)
@@ -225,6 +256,43 @@ async def _settle(sequence: Sequence, pipeline: DecodePipeline, progress: Progre
         log.exception("settling a cancelled sequence failed")
     progress.usage = usage = pipeline.usage(cached)
     return usage
+
+
+def _runs(sequence: Sequence) -> AsyncIterator[Run]:
+    """``sequence``'s events in the runs its engine delivered them in, else one by one."""
+    if isinstance(sequence, QueuedSequence):
+        return sequence.runs()
+    return _one_by_one(sequence)
+
+
+async def _one_by_one(sequence: Sequence) -> AsyncIterator[Run]:
+    async for event in sequence:
+        yield (event,)
+
+
+def _merged(events: list[Event]) -> list[Event]:
+    """Consecutive reasoning (or answer) deltas as one, with the last one's usage."""
+    out: list[Event] = []
+    texts: list[str] = []
+    last: ReasoningDelta | AnswerDelta | None = None
+    for event in events:
+        if isinstance(event, ReasoningDelta | AnswerDelta):
+            if last is not None and type(event) is type(last):
+                texts.append(event.text)
+                last = event
+                continue
+            if last is not None:
+                out.append(type(last)("".join(texts), last.usage))
+            texts = [event.text]
+            last = event
+            continue
+        if last is not None:
+            out.append(type(last)("".join(texts), last.usage))
+            last = None
+        out.append(event)
+    if last is not None:
+        out.append(type(last)("".join(texts), last.usage))
+    return out
 
 
 def _pipeline(plan: Plan) -> DecodePipeline:

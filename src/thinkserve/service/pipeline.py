@@ -133,6 +133,28 @@ class DecodePipeline:
             self.ended = calls.ended
         return _events(pieces, usage)
 
+    @property
+    def bare(self) -> bool:
+        """Only the splitter: no later stage can end the generation (``feed_run`` applies)."""
+        return not self._stages and self._calls is None
+
+    def feed_run(self, events: Sequence[TokenEvent]) -> list[Event]:
+        """``feed`` for tokens that came together, for a caller that reads only the whole answer
+        (a ``bare`` pipeline): the same text and counts, as one delta per channel in a row, with
+        the usage after the last token."""
+        splitter, tags = self._splitter, self._tags
+        segments: list[Segment] = []
+        for event in events:
+            if event.injected:
+                splitter.feed(event.token, event.text)
+                continue
+            self._sampled += 1
+            if splitter.in_reasoning and event.token not in tags:
+                self._reasoning += 1
+            segments += splitter.feed(event.token, event.text)
+        self.usage_so_far = usage = self.usage()
+        return _events(_joined(segments), usage)
+
     def finish(self, cached: int) -> list[Event]:
         """What the stages still hold, once the engine is done."""
         if self.ended is not None:
@@ -158,6 +180,22 @@ class DecodePipeline:
         if engine_reason == "stop" and self._calls is not None and self._calls.called:
             return "tool_calls"
         return engine_reason
+
+
+def _joined(segments: list[Segment]) -> list[Segment]:
+    """Consecutive segments of one channel as one."""
+    if len(segments) < 2:
+        return segments
+    out: list[Segment] = []
+    texts: list[str] = []
+    channel = segments[0].channel
+    for segment in segments:
+        if segment.channel != channel:
+            out.append(Segment(channel, "".join(texts)))
+            channel, texts = segment.channel, []
+        texts.append(segment.text)
+    out.append(Segment(channel, "".join(texts)))
+    return out
 
 
 def _events(segments: Sequence[Segment | ToolPiece], usage: Usage) -> list[Event]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,3 +101,66 @@ def test_token_level_any_chunking(pieces: list[str], answer: list[str], cut: boo
     reasoning, out = _join(TokenSplitter(START, END), items)
     assert reasoning == "".join(pieces).strip()
     assert out == ("" if cut else "".join(answer).lstrip())
+
+
+def _one_by_one(
+    splitter: Splitter, items: list[tuple[int, str]], tags: frozenset[int]
+) -> tuple[list[Segment], int]:
+    segments: list[Segment] = []
+    reasoning = 0
+    for token, text in items:
+        reasoning += splitter.in_reasoning and token not in tags
+        segments += splitter.feed(token, text)
+    return segments, reasoning
+
+
+def _by_channel(segments: list[Segment]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for s in segments:
+        if out and out[-1][0] == s.channel:
+            out[-1] = (s.channel, out[-1][1] + s.text)
+        else:
+            out.append((s.channel, s.text))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(
+        st.sampled_from(
+            [
+                (START, "<think>"),
+                (END, "</think>"),
+                (5, "a"),
+                (6, " "),
+                (7, "\n"),
+                (8, "</th"),
+                (9, "ink>"),
+                (10, "<think>"),
+                (11, "好 "),
+                (12, ""),
+            ]
+        ),
+        max_size=30,
+    ),
+    cut=st.integers(min_value=0, max_value=30),
+    opened=st.booleans(),
+    token_level=st.booleans(),
+)
+def test_a_run_equals_its_tokens_one_by_one(
+    items: list[tuple[int, str]], cut: int, opened: bool, token_level: bool
+) -> None:
+    def splitter() -> Splitter:
+        if token_level:
+            return TokenSplitter(START, END, in_reasoning=opened)
+        return TextSplitter(in_reasoning=opened)
+
+    tags = frozenset({START, END})
+    expected, counted = _one_by_one(splitter(), items, tags)
+    # The same items as two runs, then as single tokens: the same text per channel, the same count.
+    runs = splitter()
+    first, n1 = runs.feed_run([t for t, _ in items[:cut]], [s for _, s in items[:cut]], tags)
+    second, n2 = runs.feed_run([t for t, _ in items[cut:]], [s for _, s in items[cut:]], tags)
+    assert _by_channel(first + second) == _by_channel(expected)
+    assert n1 + n2 == counted
+    assert all(a.channel != b.channel for a, b in pairwise(first))  # joined

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from collections.abc import Sequence as Seq
-from typing import Final
+from typing import Final, overload
 
 from thinkserve.core.errors import ThinkserveError
 from thinkserve.engine.protocol import EngineEvent, EngineFinished, Paused, TokenEvent
@@ -30,8 +30,38 @@ log = logging.getLogger(__name__)
 #: What a sequence's event stream carries: an event, or the error that ends it.
 Item = EngineEvent | ThinkserveError
 
-#: Events that came together (``QueuedSequence.runs``): tokens of one ``push_tokens``, or one event.
-Run = list[TokenEvent] | tuple[EngineEvent]
+
+class TokenRun(Seq[TokenEvent]):
+    """Sampled tokens that came together, ``tokens[i]`` decoding to ``texts[i]``: a sequence of
+    ``TokenEvent``, made only when read one by one, where a consumer that takes the run whole
+    reads the two lists (``DecodePipeline.feed_run``)."""
+
+    __slots__ = ("texts", "tokens")
+
+    def __init__(self, tokens: list[int], texts: list[str]) -> None:
+        self.tokens = tokens
+        self.texts = texts
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @overload
+    def __getitem__(self, index: int) -> TokenEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TokenEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> TokenEvent | list[TokenEvent]:
+        if isinstance(index, slice):
+            return list(map(TokenEvent, self.tokens[index], self.texts[index]))
+        return TokenEvent(self.tokens[index], self.texts[index])
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        return map(TokenEvent, self.tokens, self.texts)
+
+
+#: Events that came together (``QueuedSequence.runs``): one ``push_tokens``, or one event.
+Run = TokenRun | tuple[EngineEvent]
 
 
 class _EndOfStream:
@@ -46,7 +76,7 @@ class QueuedSequence:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._queue: asyncio.Queue[Item | list[TokenEvent] | _EndOfStream] = asyncio.Queue()
+        self._queue: asyncio.Queue[Item | TokenRun | _EndOfStream] = asyncio.Queue()
         self._cancelled = False
         self._paused = False
         self._done = False
@@ -75,17 +105,17 @@ class QueuedSequence:
             return
         self._queue.put_nowait(item)
 
-    def push_tokens(self, events: list[TokenEvent]) -> None:
-        """Deliver several token events at once (on ``loop``): one queue item, one wake-up of the
-        consumer, where ``push`` would take one each. Nothing ends the sequence among them."""
-        if self._done or not events:
+    def push_tokens(self, run: TokenRun) -> None:
+        """Deliver several sampled tokens at once (on ``loop``): one queue item, one wake-up of
+        the consumer, where ``push`` would take one each."""
+        if self._done or not run:
             return
         sink = self._sink
         if sink is not None:
-            for event in events:
+            for event in run:
                 sink(event)
             return
-        self._queue.put_nowait(events)
+        self._queue.put_nowait(run)
 
     def divert(self, sink: Callable[[Item], None]) -> None:
         """Hand every later item to ``sink`` (on ``loop``) instead of the iterator.
@@ -102,7 +132,7 @@ class QueuedSequence:
             item = await self._queue.get()
             if isinstance(item, _EndOfStream) or self._cancelled:
                 return
-            if isinstance(item, list):
+            if isinstance(item, TokenRun):
                 for event in item:
                     yield event
                     if self._cancelled:
@@ -129,7 +159,7 @@ class QueuedSequence:
             item = await self._queue.get()
             if isinstance(item, _EndOfStream) or self._cancelled:
                 return
-            if isinstance(item, list):
+            if isinstance(item, TokenRun):
                 yield item
                 continue
             if isinstance(item, ThinkserveError):
@@ -180,7 +210,7 @@ class QueuedSequence:
                 break
             if isinstance(item, _EndOfStream):
                 continue
-            if isinstance(item, list):
+            if isinstance(item, TokenRun):
                 left += item
                 continue
             left.append(item)

@@ -27,7 +27,7 @@ from thinkserve.engine.protocol import (
     Sequence,
     TokenEvent,
 )
-from thinkserve.engine.queued import QueuedSequence, Run
+from thinkserve.engine.queued import QueuedSequence, Run, TokenRun
 from thinkserve.service import tooling, validation
 from thinkserve.service.pipeline import DecodePipeline, StopStage
 from thinkserve.thinking import budget, decision
@@ -201,7 +201,7 @@ class GenerationService:
         cached = 0
         try:
             async for run in _runs(sequence):
-                if bare and isinstance(run, list):
+                if bare and isinstance(run, TokenRun):
                     # Tokens that came together, and nothing but the engine ends the generation.
                     events = pipeline.feed_run(run)
                     progress.usage = pipeline.usage_so_far

@@ -14,12 +14,13 @@ counts the tokens it is fed, so every event carries the usage so far.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Protocol
 
 from thinkserve.core.events import AnswerDelta, Event, ReasoningDelta, ToolCallDelta
 from thinkserve.core.types import FinishReason, Usage
 from thinkserve.engine.protocol import TokenEvent
+from thinkserve.engine.queued import TokenRun
 from thinkserve.thinking.parser import Segment
 from thinkserve.thinking.stops import StopMatcher
 from thinkserve.tools.stage import ToolCallStage, ToolPiece
@@ -32,6 +33,12 @@ class TokenStage(Protocol):
     def in_reasoning(self) -> bool: ...
 
     def feed(self, token: int, text: str) -> list[Segment]: ...
+
+    def feed_run(
+        self, tokens: Sequence[int], texts: Sequence[str], tags: Set[int]
+    ) -> tuple[list[Segment], int]:
+        """``feed`` of several tokens, joined by channel, and the reasoning tokens among them."""
+        ...
 
     def finish(self) -> list[Segment]: ...
 
@@ -138,22 +145,15 @@ class DecodePipeline:
         """Only the splitter: no later stage can end the generation (``feed_run`` applies)."""
         return not self._stages and self._calls is None
 
-    def feed_run(self, events: Sequence[TokenEvent]) -> list[Event]:
-        """``feed`` for tokens that came together, for a caller that reads only the whole answer
-        (a ``bare`` pipeline): the same text and counts, as one delta per channel in a row, with
-        the usage after the last token."""
-        splitter, tags = self._splitter, self._tags
-        segments: list[Segment] = []
-        for event in events:
-            if event.injected:
-                splitter.feed(event.token, event.text)
-                continue
-            self._sampled += 1
-            if splitter.in_reasoning and event.token not in tags:
-                self._reasoning += 1
-            segments += splitter.feed(event.token, event.text)
+    def feed_run(self, run: TokenRun) -> list[Event]:
+        """``feed`` for sampled tokens that came together, for a caller that reads only the whole
+        answer (a ``bare`` pipeline): the same text and counts, as one delta per channel in a row,
+        with the usage after the last token."""
+        segments, reasoning = self._splitter.feed_run(run.tokens, run.texts, self._tags)
+        self._sampled += len(run.tokens)
+        self._reasoning += reasoning
         self.usage_so_far = usage = self.usage()
-        return _events(_joined(segments), usage)
+        return _events(segments, usage)
 
     def finish(self, cached: int) -> list[Event]:
         """What the stages still hold, once the engine is done."""
@@ -180,22 +180,6 @@ class DecodePipeline:
         if engine_reason == "stop" and self._calls is not None and self._calls.called:
             return "tool_calls"
         return engine_reason
-
-
-def _joined(segments: list[Segment]) -> list[Segment]:
-    """Consecutive segments of one channel as one."""
-    if len(segments) < 2:
-        return segments
-    out: list[Segment] = []
-    texts: list[str] = []
-    channel = segments[0].channel
-    for segment in segments:
-        if segment.channel != channel:
-            out.append(Segment(channel, "".join(texts)))
-            channel, texts = segment.channel, []
-        texts.append(segment.text)
-    out.append(Segment(channel, "".join(texts)))
-    return out
 
 
 def _events(segments: Sequence[Segment | ToolPiece], usage: Usage) -> list[Event]:

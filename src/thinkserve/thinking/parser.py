@@ -20,6 +20,7 @@ with ``in_reasoning=True``: the model then writes no opening tag.
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,22 +52,27 @@ class _Emitter:
         self._held = ""
 
     def emit(self, text: str, out: list[Segment]) -> None:
+        text = self.take(text)
+        if not text:
+            return
+        if out and out[-1].channel == self.channel:
+            out[-1] = Segment(self.channel, out[-1].text + text)
+        else:
+            out.append(Segment(self.channel, text))
+
+    def take(self, text: str) -> str:
+        """What of ``text`` goes out now on ``channel`` ("" for nothing)."""
         if self._strip_next:
             text = text.lstrip()
             if not text:
-                return
+                return ""
             self._strip_next = False
         if self.channel == "reasoning":
             text = self._held + text
             body = text.rstrip()
             self._held = text[len(body) :]
-            text = body
-            if not text:
-                return
-        if out and out[-1].channel == self.channel:
-            out[-1] = Segment(self.channel, out[-1].text + text)
-        else:
-            out.append(Segment(self.channel, text))
+            return body
+        return text
 
     def open(self) -> None:
         self.in_think = True
@@ -107,6 +113,36 @@ class TokenSplitter:
     def finish(self) -> list[Segment]:
         return []
 
+    def feed_run(
+        self, tokens: Sequence[int], texts: Sequence[str], tags: Set[int]
+    ) -> tuple[list[Segment], int]:
+        """``feed`` of each token in turn, the segments joined by channel; and how many tokens
+        were fed inside the think block, ``tags`` left out (the reasoning tokens)."""
+        state = self._state
+        start, end = self._start, self._end
+        out: list[Segment] = []
+        pieces: list[str] = []
+        channel = state.channel
+        reasoning = 0
+        for token, text in zip(tokens, texts, strict=True):
+            if state.in_think and token not in tags:
+                reasoning += 1
+            if token == start and not state.opened:
+                state.open()
+            elif token == end and state.in_think:
+                state.close()
+            elif text:
+                piece = state.take(text)
+                if piece:
+                    if state.channel != channel:
+                        if pieces:
+                            out.append(Segment(channel, "".join(pieces)))
+                        channel, pieces = state.channel, []
+                    pieces.append(piece)
+        if pieces:
+            out.append(Segment(channel, "".join(pieces)))
+        return out, reasoning
+
 
 class TextSplitter:
     """Splits by tag text, holding back a possible partial tag at the end of each chunk."""
@@ -138,6 +174,20 @@ class TextSplitter:
         out: list[Segment] = []
         self._drain(out, final=True)
         return out
+
+    def feed_run(
+        self, tokens: Sequence[int], texts: Sequence[str], tags: Set[int]
+    ) -> tuple[list[Segment], int]:
+        """As ``TokenSplitter.feed_run``."""
+        out: list[Segment] = []
+        reasoning = 0
+        for token, text in zip(tokens, texts, strict=True):
+            if self._state.in_think and token not in tags:
+                reasoning += 1
+            # One list: the emitter joins what follows on the same channel.
+            self._pending += text
+            self._drain(out, final=False)
+        return out, reasoning
 
     def _drain(self, out: list[Segment], *, final: bool) -> None:
         state = self._state

@@ -33,6 +33,7 @@ class LlamaCppTokenizer:
         # Pieces never change for a loaded vocabulary; caching them makes decoding a dict lookup.
         # Both threads fill it, and a dict item assignment is atomic under the GIL.
         self._pieces: dict[int, bytes] = {}
+        self._texts: dict[int, str | None] = {}
         self._eog: dict[int, bool] = {}
         self._closed = threading.Event()
         self._chat_template = _meta_string(model, _CHAT_TEMPLATE_KEY)
@@ -106,6 +107,20 @@ class LlamaCppTokenizer:
             size = -n
         raise EngineFailure("detokenization failed")
 
+    def text(self, token: int) -> str | None:
+        """The piece of ``token`` as text when it is whole UTF-8 by itself, else None (a byte of
+        a character split over several tokens)."""
+        try:
+            return self._texts[token]
+        except KeyError:
+            pass
+        try:
+            text: str | None = self.piece(token).decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        self._texts[token] = text
+        return text
+
     def is_eog(self, token: int) -> bool:
         """Whether ``token`` ends generation (EOS, EOT, ``<|im_end|>`` ...)."""
         known = self._eog.get(token)
@@ -149,19 +164,29 @@ class LlamaCppTokenizer:
 class StreamDecoder:
     """Incremental UTF-8 decoding of one sequence's tokens."""
 
-    __slots__ = ("_decoder", "_tokenizer")
+    __slots__ = ("_decoder", "_held", "_tokenizer")
 
     def __init__(self, tokenizer: LlamaCppTokenizer) -> None:
         self._tokenizer = tokenizer
         # errors="replace" matches LlamaCppTokenizer.decode; the incremental decoder keeps an
         # incomplete trailing character buffered instead of replacing it.
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._held = False
+        """The decoder holds the start of a character."""
 
     def feed(self, token: int) -> str:
-        return self._decoder.decode(self._tokenizer.piece(token))
+        if not self._held:
+            # Most pieces are whole text: what the decoder would give, without it.
+            text = self._tokenizer.text(token)
+            if text is not None:
+                return text
+        text = self._decoder.decode(self._tokenizer.piece(token))
+        self._held = bool(self._decoder.getstate()[0])
+        return text
 
     def flush(self) -> str:
         """Whatever is still buffered (an incomplete character becomes U+FFFD)."""
+        self._held = False
         return self._decoder.decode(b"", final=True)
 
 

@@ -36,7 +36,7 @@ from typing import Literal, Protocol
 from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded, ThinkserveError
 from thinkserve.engine.checkpoint import CheckpointState
 from thinkserve.engine.protocol import EngineFinished, EngineRequest, Paused, TokenEvent
-from thinkserve.engine.queued import QueuedSequence
+from thinkserve.engine.queued import QueuedSequence, TokenRun
 from thinkserve.engine.remote.pool import Pool
 from thinkserve.engine.remote.upstream import Upstream, UpstreamFailure
 from thinkserve.engine.remote.vocab import Decoder, RemoteTokenizer
@@ -307,7 +307,8 @@ class RemoteSequence(QueuedSequence):
         feed = self._decoder.feed
         max_tokens = self._request.max_tokens
         context = self._host.context_length
-        events: list[TokenEvent] = []
+        out_tokens: list[int] = []
+        texts: list[str] = []
         step: Step | None = None
         try:
             for token in tokens:
@@ -321,7 +322,8 @@ class RemoteSequence(QueuedSequence):
                 text = feed(token)
                 if final:
                     text += self._decoder.flush()
-                events.append(TokenEvent(token, text))
+                out_tokens.append(token)
+                texts.append(text)
                 if final:
                     step = "length"
                     break
@@ -329,10 +331,10 @@ class RemoteSequence(QueuedSequence):
                     step = "pause"
                     break
         finally:
-            if len(events) == 1:
-                self.push(events[0])
+            if len(out_tokens) == 1:
+                self.push(TokenEvent(out_tokens[0], texts[0]))
             else:
-                self.push_tokens(events)
+                self.push_tokens(TokenRun(out_tokens, texts))
         return step
 
 

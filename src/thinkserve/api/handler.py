@@ -13,7 +13,6 @@ the usage recorded as ``cancelled``. Once a stream has started, Starlette's own 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
@@ -87,21 +86,34 @@ async def _answer(state: AppState, principal: Principal, checked: Checked) -> Co
 
 async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
     """``work``'s result, or ``ClientGone`` once the client disconnected, ``work`` cancelled (its
-    ``finally`` blocks record usage and cancel the engine sequence)."""
-    task = asyncio.ensure_future(work)
+    ``finally`` blocks record usage and cancel the engine sequence).
+
+    ``work`` runs in this task, which the watch cancels (as ``asyncio.timeout`` does): no task of
+    its own to start and switch to, on the path of every non-streaming request."""
+    task = asyncio.current_task()
+    assert task is not None
+    watching = True
+    gone = False
+
+    def disconnected(watch: asyncio.Future[None]) -> None:
+        nonlocal gone
+        # Done callbacks run soon after, not at once: only while ``work`` is still awaited.
+        if watching and not watch.cancelled() and watch.exception() is None:
+            gone = True
+            task.cancel()
+
     watch = asyncio.ensure_future(_disconnected(request))
+    watch.add_done_callback(disconnected)
     try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if gone and task.uncancel() == 0:
+            raise ClientGone from None
+        raise
     finally:
+        watching = False
         # Cancelling the watch while it waits on receive() loses no message (uvicorn).
         watch.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if task.cancelled():
-        raise ClientGone
-    return task.result()
 
 
 async def _disconnected(request: Request) -> None:

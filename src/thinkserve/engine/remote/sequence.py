@@ -108,7 +108,8 @@ class RemoteSequence(QueuedSequence):
         self._cached: int | None = None
         self._gate = CheckpointState(request.checkpoint)
         self._decoder = host.decoder()
-        self._resumes: asyncio.Queue[tuple[int, ...]] = asyncio.Queue()
+        self._resumed: asyncio.Future[tuple[int, ...]] | None = None
+        """The tokens of the resume that a pause waits for."""
         self._upstream = first
         """The upstream of the last completion: the next one prefers it (its cache)."""
         self._first: Upstream | None = first
@@ -123,7 +124,8 @@ class RemoteSequence(QueuedSequence):
         n_vocab = self._host.tokenizer.n_vocab
         if any(t < 0 or t >= n_vocab for t in tokens):
             raise InvalidParameter("Token id out of range.")
-        self._resumes.put_nowait(tuple(tokens))
+        if self._resumed is not None and not self._resumed.done():
+            self._resumed.set_result(tuple(tokens))
 
     def _send_cancel(self) -> None:
         if self._awaiting_whole:
@@ -183,8 +185,9 @@ class RemoteSequence(QueuedSequence):
 
     async def _pause(self, *, at_end: bool) -> None:
         self._gate.pause()
+        self._resumed = self.loop.create_future()
         self.push(Paused(at_end=at_end))
-        injected = await self._resumes.get()
+        injected = await self._resumed
         self._gate.resume()
         decoder = self._decoder
         for token in injected:

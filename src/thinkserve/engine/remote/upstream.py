@@ -33,6 +33,7 @@ import aiohttp
 import orjson
 from aiohttp.abc import AbstractResolver
 
+from thinkserve.engine.remote.connections import Exchange, HttpFailure, Origin
 from thinkserve.engine.remote.events import EventReader
 from thinkserve.engine.remote.llamacpp_wire import LlamaCppWire
 from thinkserve.engine.remote.probe import probe
@@ -93,7 +94,14 @@ class Upstream:
         # The pool's limit: a request waits at most ``read_timeout`` for one of ``max_connections``
         # (then it is "busy"), so the connector below never queues.
         self._slots = asyncio.Semaphore(settings.max_connections)
-        self._client: aiohttp.ClientSession | None = None
+        # Completions: kept-alive connections of our own (``connections``: a fraction of aiohttp's
+        # CPU per request). Probes and detection stay on aiohttp.
+        self._origin = Origin(
+            spec.url,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            resolver=resolver,
+        )
         # Probes get a connection of their own: with every pooled one busy streaming, a probe
         # waiting for one would time out and eject a server that is merely busy.
         self._probes: aiohttp.ClientSession | None = None
@@ -129,30 +137,14 @@ class Upstream:
             self.counters,
         )
 
-    def _session(self, connections: int, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
-        # Made on first use: aiohttp wants the running event loop. trust_env=False: engine servers
-        # sit on the internal network; no proxy from the environment.
-        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=0, resolver=self._resolver)
-        # read_bufsize bounds one SSE line (twice it): vLLM's first chunk holds the prompt's ids.
-        return aiohttp.ClientSession(
-            connector=connector, timeout=timeout, trust_env=False, read_bufsize=_READ_BUFSIZE
-        )
-
-    @property
-    def client(self) -> aiohttp.ClientSession:
-        if self._client is None:
-            settings = self._settings
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
-            )
-            self._client = self._session(settings.max_connections, timeout)
-        return self._client
-
     @property
     def probes(self) -> aiohttp.ClientSession:
         if self._probes is None:
+            # Made on first use: aiohttp wants the running event loop. trust_env=False: engine
+            # servers sit on the internal network; no proxy from the environment.
             timeout = aiohttp.ClientTimeout(total=5.0, sock_connect=self._settings.connect_timeout)
-            self._probes = self._session(1, timeout)
+            connector = aiohttp.TCPConnector(limit=1, limit_per_host=0, resolver=self._resolver)
+            self._probes = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
         return self._probes
 
     def _url(self, path: str) -> str:
@@ -250,19 +242,17 @@ class Upstream:
                 raise UpstreamFailure("busy", "no free connection to the server") from exc
         else:
             await slots.acquire()
+        exchange: Exchange | None = None
         try:
-            async with self.client.post(
-                self._url(wire.path), data=orjson.dumps(body), headers=_JSON, allow_redirects=False
-            ) as response:
-                if response.status != 200:
-                    raise await _status_failure(response)
-                if not stream:
-                    yield wire.chunk(orjson.loads(await response.read()))
-                    return
+            exchange = await self._origin.post(wire.path, orjson.dumps(body))
+            if exchange.status != 200:
+                raise _status_failure(exchange.status, await exchange.read())
+            if not stream:
+                yield wire.chunk(orjson.loads(await exchange.read()))
+            else:
                 # Every read at once (``events``): its events' tokens go on together.
                 reader = EventReader(wire)
-                content = response.content
-                while data := await content.readany():
+                while data := await exchange.read_some():
                     chunk = reader.feed(data)
                     if chunk.tokens or chunk.finish is not None or chunk.cached_tokens is not None:
                         yield chunk
@@ -274,33 +264,23 @@ class Upstream:
                 if chunk.tokens or chunk.finish is not None or chunk.cached_tokens is not None:
                     yield chunk
                 reader.raise_pending()
-        except UpstreamFailure:
-            raise
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise UpstreamFailure("connect", _describe(exc)) from exc
-        except aiohttp.ServerTimeoutError as exc:
-            raise UpstreamFailure("timeout", _describe(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure("stream", _describe(exc)) from exc
+        except HttpFailure as exc:
+            raise UpstreamFailure(exc.kind, str(exc)) from exc
         except (WireError, orjson.JSONDecodeError) as exc:
             raise UpstreamFailure("protocol", str(exc)) from exc
         finally:
+            if exchange is not None:
+                exchange.close()
             slots.release()
 
     async def aclose(self) -> None:
-        for session in (self._client, self._probes):
-            if session is not None:
-                await session.close()
-        self._client = self._probes = None
+        self._origin.close()
+        if self._probes is not None:
+            await self._probes.close()
+        self._probes = None
 
 
-_JSON = {"content-type": "application/json"}
-_READ_BUFSIZE = 4 * 1024 * 1024
-
-
-async def _status_failure(response: aiohttp.ClientResponse) -> UpstreamFailure:
-    raw = await response.read()
-    status = response.status
+def _status_failure(status: int, raw: bytes) -> UpstreamFailure:
     detail = raw[:300].decode("utf-8", errors="replace")
     message = f"HTTP {status}: {detail}"
     if status == 429:

@@ -20,6 +20,7 @@ from typing import Any
 import llama_cpp
 
 from thinkserve.core.errors import EngineFailure
+from thinkserve.engine.llamacpp.fragments import Fragments
 
 _CHAT_TEMPLATE_KEY = b"tokenizer.chat_template"
 
@@ -39,7 +40,7 @@ class LlamaCppTokenizer:
         self._chat_template = _meta_string(model, _CHAT_TEMPLATE_KEY)
         self._bos = self._special_text(int(llama_cpp.llama_vocab_bos(vocab)))
         self._eos = self._special_text(int(llama_cpp.llama_vocab_eos(vocab)))
-        self._controls = self._control_texts()
+        self._controls, self._fragments = self._scan_specials()
 
     @property
     def n_vocab(self) -> int:
@@ -63,6 +64,12 @@ class LlamaCppTokenizer:
 
     def encode(self, text: str, *, special: bool = True) -> list[int]:
         self._check_open()
+        if special and self._fragments is not None:
+            # A prompt's parts between special tokens: mostly tokenized before (``fragments``).
+            return self._fragments.encode(text)
+        return self._tokenize(text, special)
+
+    def _tokenize(self, text: str, special: bool) -> list[int]:
         data = text.encode("utf-8")
         if not data:
             return []
@@ -137,23 +144,36 @@ class LlamaCppTokenizer:
         if self._closed.is_set():
             raise EngineFailure("the engine is closed")
 
-    def _control_texts(self) -> frozenset[str]:
-        # The tokens llama_tokenize parses only with parse_special (user-defined ones such as
-        # Qwen3's <think> are parsed either way). One pass over the vocabulary, about 0.2 s for
-        # 150k tokens, while the model loads (worker thread or VocabFile's thread).
-        skipped = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+    def _scan_specials(self) -> tuple[frozenset[str], Fragments | None]:
+        """The control texts: the tokens llama_tokenize parses only with parse_special
+        (user-defined ones such as Qwen3's <think> are parsed either way); and piece-wise
+        tokenizing at every special token, where it gives the same ids (``fragments``). One pass
+        over the vocabulary, about 0.2 s for 150k tokens, while the model loads (worker thread
+        or VocabFile's thread)."""
+        control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+        special = control | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        strips = llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP | llama_cpp.LLAMA_TOKEN_ATTR_RSTRIP
         get_attr = llama_cpp.llama_vocab_get_attr
         texts = set()
+        specials: dict[str, int] = {}
+        stripping = undecodable = False
         for token in range(self._n_vocab):
-            if int(get_attr(self._vocab, token)) & skipped:
-                piece = self.piece(token)
-                try:
-                    text = piece.decode("utf-8")
-                except UnicodeDecodeError:
-                    continue
-                if text:
-                    texts.add(text)
-        return frozenset(texts)
+            attr = int(get_attr(self._vocab, token))
+            if not attr & special:
+                continue
+            stripping = stripping or bool(attr & strips)
+            try:
+                text = self.piece(token).decode("utf-8")
+            except UnicodeDecodeError:
+                undecodable = True
+                continue
+            specials[text] = token
+            if text and attr & control:
+                texts.add(text)
+        fragments = None
+        if not undecodable:
+            fragments = Fragments.of(specials, stripping, lambda piece: self._tokenize(piece, True))
+        return frozenset(texts), fragments
 
     def _special_text(self, token: int) -> str:
         if token < 0 or token >= self._n_vocab:

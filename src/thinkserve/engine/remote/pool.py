@@ -45,6 +45,10 @@ class Pool:
         self, prompt: Seq[int], *, exclude: Seq[Upstream] = (), prefer: Upstream | None = None
     ) -> Upstream | None:
         """The upstream for ``prompt``, recorded as holding its prefix; None if none is up."""
+        if len(self.upstreams) == 1:
+            # Nothing to choose between: no prefix to hash nor to remember.
+            only = self.upstreams[0]
+            return only if only.routable and only not in exclude else None
         candidates = [u for u in self.upstreams if u.routable and u not in exclude]
         if not candidates:
             return None

@@ -15,6 +15,8 @@ Targets, one at a time, in this order (only one gateway is up at a time: an idle
    with its remote engine (``kind = "remote"``) when this thinkserve has one (its ``serve --help``
    lists ``--upstream``), else on its in-process scripted engine (``kind = "fake"``). The report
    names the path it measured.
+5. ``thinkserve-before`` (with ``--before SRC``): the same, from another source tree, so that a
+   change is measured against the code before it in one run, on the same machine state.
 
 Both upstreams are one process (``bench/instant_upstream.py``) answering the same reply: N tokens
 (``--chunks``, default 64) of one text, one token per streamed event. The load generator
@@ -179,8 +181,7 @@ def thinkserve_config(home: Path, path: str, upstream: str, tokenizer: Path, ans
     return config
 
 
-def create_key(home: Path, config: Path) -> str:
-    env = {**os.environ, "THINKSERVE_HOME": str(home)}
+def create_key(config: Path, env: dict[str, str]) -> str:
     cmd = [
         sys.executable,
         "-m",
@@ -269,20 +270,25 @@ def run(args: argparse.Namespace) -> int:
                     "upstream-tokens", f"{upstream}/v1/completions", api="completions", model="instant",
                     key="none", watch=watch_up,
                 )  # fmt: skip
-                home = work / "thinkserve"
-                home.mkdir()
-                config = thinkserve_config(home, path, upstream, Path(args.tokenizer).resolve(), script.text)
-                key = create_key(home, config)
-                env = {**os.environ, "THINKSERVE_HOME": str(home)}
-                cmd = [sys.executable, "-m", "thinkserve", "--log-level", "warning", "serve"]
-                cmd += ["--config", str(config), "--port", str(ts_port)]
-                with running(pinned(args.gateway_cpu, cmd), work / "thinkserve.log", env) as gw:
-                    base = f"http://127.0.0.1:{ts_port}"
-                    wait_ready(f"{base}/health", gw)
-                    bench.measure(
-                        "thinkserve", f"{base}/compatible-mode/v1/chat/completions", api="chat",
-                        model="qwen-plus", key=key, watch={**watch_up, "gw": gw.pid},
-                    )  # fmt: skip
+                trees = [("thinkserve", None)] + ([("thinkserve-before", args.before)] if args.before else [])
+                for label, src in trees:
+                    home = work / label
+                    home.mkdir()
+                    tokenizer = Path(args.tokenizer).resolve()
+                    config = thinkserve_config(home, path, upstream, tokenizer, script.text)
+                    env = {**os.environ, "THINKSERVE_HOME": str(home)}
+                    if src is not None:
+                        env["PYTHONPATH"] = str(Path(src).resolve())  # that tree's sources win
+                    key = create_key(config, env)
+                    cmd = [sys.executable, "-m", "thinkserve", "--log-level", "warning", "serve"]
+                    cmd += ["--config", str(config), "--port", str(ts_port)]
+                    with running(pinned(args.gateway_cpu, cmd), work / f"{label}.log", env) as gw:
+                        base = f"http://127.0.0.1:{ts_port}"
+                        wait_ready(f"{base}/health", gw)
+                        bench.measure(
+                            label, f"{base}/compatible-mode/v1/chat/completions", api="chat",
+                            model="qwen-plus", key=key, watch={**watch_up, "gw": gw.pid},
+                        )  # fmt: skip
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"benchmark failed: {exc}; logs in {work}", file=sys.stderr)
         if isinstance(exc, subprocess.CalledProcessError):
@@ -315,6 +321,13 @@ def main() -> None:
     parser.add_argument("--litellm-spec", default="litellm[proxy]", help="e.g. 'litellm[proxy]==1.108.7'")
     parser.add_argument("--json", default=None, help="also write the raw rows to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    parser.add_argument(
+        "--before",
+        default=None,
+        metavar="SRC",
+        help="also measure thinkserve from this source folder (label thinkserve-before), in the same "
+        "run: e.g. the src of `git archive OLD src | tar -x -C /tmp/old`",
+    )
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.modes = [m == "stream" for m in args.modes.split(",")]

@@ -1,5 +1,5 @@
 """Kept-alive HTTP/1.1 connections to one engine server, for its completions (imports nothing of
-thinkserve; httptools parses the responses).
+thinkserve; httptools parses the responses, aiohttp's resolver interface names the addresses).
 
 The completion path of the remote engine is one POST per completion, answered with a body that is
 read whole or piece by piece. aiohttp's client spends about 150 us of CPU on each such request on

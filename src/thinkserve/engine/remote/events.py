@@ -13,11 +13,12 @@ cross the event loop and the engine's queue together instead of one by one::
     -> Chunk(tokens=[11], finish="stop")
     reader.done -> True
 
-Lines are what aiohttp's ``readline`` made of them: split at ``\\n``, each ``data:`` payload
-stripped. After the protocol's done line every line is ignored. An event that fails to parse or
-that the wire refuses raises ``WireError`` (or ``orjson.JSONDecodeError``), but only after the
-events before it in the same read were handed out: ``feed`` returns them, and the next
-``feed`` (or ``pending_error``) raises, exactly as if they had come one per read.
+Lines are split at ``\\n`` (a ``\\r`` before it goes with the stripping of each ``data:``
+payload); a last line without its newline counts at the end of the body (``end``). After the
+protocol's done line every line is ignored. An event that fails to parse or that the wire refuses
+raises ``WireError`` (or ``orjson.JSONDecodeError``), but only after the events before it in the
+same read were handed out: ``feed`` returns them, and the next ``feed`` (or ``raise_pending``)
+raises, exactly as if they had come one per read.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import orjson
 from thinkserve.engine.remote.wire import Chunk, Wire, WireError
 
 MAX_LINE = 8 * 1024 * 1024
-"""The longest line kept waiting for its end (aiohttp's ``readline`` allowed twice its 4 MiB read
-buffer): vLLM's first event holds the prompt's ids."""
+"""The longest line kept waiting for its end (what the aiohttp client allowed before): vLLM's first
+event holds the prompt's ids."""
 
 _EMPTY = Chunk()
 
@@ -80,8 +81,7 @@ class EventReader:
         return self._chunk(_parse(payloads))
 
     def end(self) -> Chunk:
-        """At the end of the body: a last line without its newline is a line too, as for aiohttp's
-        ``readline``."""
+        """At the end of the body: a last line without its newline is a line too."""
         self.raise_pending()
         tail, self._tail = self._tail, b""
         return self.feed(tail + b"\n") if tail else _EMPTY

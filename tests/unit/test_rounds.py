@@ -8,8 +8,8 @@ import asyncio
 from dataclasses import replace
 
 from thinkserve.catalogue.spec import load_catalogue
-from thinkserve.core.events import Collected, Searched, fold
-from thinkserve.core.types import ChatRequest, Message, SearchOptions, ToolSpec
+from thinkserve.core.events import Collected, ReasoningDelta, Searched, fold
+from thinkserve.core.types import ChatRequest, Message, SearchOptions, ToolSpec, Usage
 from thinkserve.engine.fake.engine import FakeEngine, FakeSequence
 from thinkserve.engine.protocol import EngineRequest
 from thinkserve.service.generation import GenerationService, Runtime
@@ -167,3 +167,39 @@ def test_a_call_in_another_key_order_is_still_the_servers() -> None:
     engine, tool = Recording(answer=call), StandIn(limit=0)
     collected = _run(engine, tool)
     assert collected.tool_calls == () and collected.answer == ""
+
+
+def test_a_response_closed_in_its_second_round_counts_both() -> None:
+    engine, tool = Recording(), StandIn()
+    service = GenerationService(load_catalogue(), {"default": Runtime(engine, ChatFormat(engine.tokenizer))})
+    request = ChatRequest(model="qwen-plus", messages=QUESTION, stream=True, enable_thinking=True)
+    plan = service.render(replace(service.check(request), builtins=(tool,)))
+
+    async def cut() -> Usage:
+        stream = service.stream(plan)
+        searched = False
+        async for event in stream:
+            searched = searched or isinstance(event, Searched)
+            if searched and isinstance(event, ReasoningDelta):
+                break
+        await stream.aclose()  # the client went away: the round's sequence is settled
+        assert plan.progress.settling is not None
+        return await plan.progress.settling
+
+    usage = asyncio.run(cut())
+    first, second = engine.stats.prompts
+    assert usage.prompt_tokens == len(first) + len(second)
+    assert usage.completion_tokens == engine.stats.sampled_tokens
+    assert engine.stats.cancelled >= 2
+
+
+def test_each_later_prompt_tops_up_the_admission() -> None:
+    engine, tool = Recording(), StandIn()
+    service = GenerationService(load_catalogue(), {"default": Runtime(engine, ChatFormat(engine.tokenizer))})
+    request = ChatRequest(model="qwen-plus", messages=QUESTION, stream=True)
+    plan = service.render(replace(service.check(request), builtins=(tool,)))
+    counted: list[int] = []
+    plan.progress.counted = counted.append  # what service.flow sets: Admission.exact_prompt
+    asyncio.run(fold(service.stream(plan)))
+    first, second = engine.stats.prompts
+    assert counted == [len(first) + len(second)]

@@ -158,13 +158,13 @@ class RequestFlow:
             admission.release()
             raise
         placed = self._placed(principal, plan)
-        options = checked.request.search
         if searched is not None:
             placed = announced(searched, placed)
         elif plan.builtins:
+            # The model searches itself: later rounds' prompts count, citations as results come.
             plan.progress.counted = admission.exact_prompt
-            if options is not None:
-                placed = cited(options, placed)
+            if checked.request.search is not None:
+                placed = cited(checked.request.search, placed)
         events = metered(gate, admission, plan.thinking, placed, plan.progress, self._defer)
         try:
             first = await anext(events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -174,3 +175,21 @@ def test_an_unclosed_call_still_ends_the_answer_as_a_call() -> None:
     pipeline.finish(0)
     assert pipeline.reason("stop") == "tool_calls"
     assert pipeline.reason("length") == "length"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        '<tool_call>\n{"name": "search", "arguments": {"query": "Paris"}}\n</tool_call>',
+        # Another key order: read whole, still the server's.
+        '<tool_call>\n{"arguments": {"query": "Paris"}, "name": "search"}\n</tool_call>',
+    ],
+)
+def test_a_builtin_call_is_kept_from_the_client_and_ends_the_answer(call: str) -> None:
+    stage = ToolCallStage(HERMES, parallel=True, new_id=lambda: "call_x", builtin=frozenset({"search"}))
+    out = stage.feed([Segment("answer", "Let me look. " + call + " more")]) + stage.finish()
+    assert out == [Segment("answer", "Let me look. ")]
+    assert stage.ended == "tool_calls" and not stage.called
+    [kept] = stage.builtin_calls
+    assert (kept.id, kept.name) == ("call_x", "search")
+    assert json.loads(kept.arguments) == {"query": "Paris"}

@@ -15,14 +15,20 @@ While thinking, Model Studio refuses forced calls and JSON mode; with thinkserve
 ``constrain_after_thinking`` (request option or per-model config) the reasoning stays free and only
 the answer after ``</think>`` is constrained.
 
-Server-side built-in tools (the seam): a built-in tool, such as a web search, is a ``ToolSpec`` the
-service adds to ``PlannedTools.tools`` itself, with its name in ``PlannedTools.builtin``; the
-template renders it like the caller's, and the answer's calls are parsed the same way, but kept
-from the client. ``tools.builtin`` describes the whole loop: offer, recognise, run, continue.
+Server-side built-in tools (``tools.builtin``, e.g. the web search the model calls itself): their
+``ToolSpec`` joins ``PlannedTools.tools`` after the caller's, with their names in
+``PlannedTools.builtin``; the template renders them like the caller's, and the answer's calls are
+parsed the same way, but kept from the client. ``offers_builtins`` says when a request can have
+them: a template that renders tools, an answer that is not constrained (no JSON mode, no forced
+call). ``tool_choice: "none"`` hides the caller's tools only: it speaks of the functions the
+caller sent, while ``enable_search`` asks for the search (Model Studio's search plugin does not
+depend on function calling either). A built-in tool no longer ``offered`` (its calls used up) is
+left out of the prompt but still recognised, so that a call of it never reaches the client.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from thinkserve.catalogue.spec import ModelSpec
@@ -32,6 +38,7 @@ from thinkserve.engine.protocol import Constraint
 from thinkserve.thinking.chat_format import ChatFormat
 from thinkserve.thinking.parser import THINK_END
 from thinkserve.tools import grammar
+from thinkserve.tools.builtin import BuiltinTool
 from thinkserve.tools.formats import CallFormat, format_of
 from thinkserve.tools.stage import ToolCallStage
 
@@ -83,7 +90,8 @@ class PlannedTools:
     grammar: str | None
     """GBNF the answer is constrained to, if any."""
     builtin: frozenset[str] = frozenset()
-    """Names among ``tools`` that the server runs itself (``tools.builtin``)."""
+    """Names of the tools the server runs itself (``tools.builtin``): offered among ``tools``, or
+    no longer offered and still kept from the client."""
 
     @classmethod
     def nothing(cls) -> PlannedTools:
@@ -96,11 +104,19 @@ class PlannedTools:
         return ToolCallStage(self.fmt, parallel=self.parallel, builtin=self.builtin, names=names)
 
 
-def plan_tools(request: ChatRequest, chat: ChatFormat) -> PlannedTools:
-    """The tools a validated request offers, how its calls are read, and its grammar."""
+def offers_builtins(request: ChatRequest, chat: ChatFormat) -> bool:
+    """Whether built-in tools can be offered to ``request``'s model: its template renders tools and
+    nothing constrains the answer to JSON or to a caller's call."""
+    return chat.knows_tools and request.response_format is None and not request.tool_choice.forced
+
+
+def plan_tools(request: ChatRequest, chat: ChatFormat, builtins: Sequence[BuiltinTool] = ()) -> PlannedTools:
+    """The tools a validated request offers, how its calls are read, and its grammar; ``builtins``
+    (checked with ``offers_builtins``) are offered after the caller's while ``offered``."""
     if request.response_format is not None:
         return PlannedTools((), None, False, grammar.json_grammar(request.response_format))
-    if not request.tools or request.tool_choice.mode == "none":
+    caller = request.tools if request.tool_choice.mode != "none" else ()
+    if not caller and not builtins:
         return PlannedTools((), None, False, None)
     if not chat.knows_tools:
         raise InvalidParameter(NO_TOOLS_IN_TEMPLATE, param="tools")
@@ -108,10 +124,10 @@ def plan_tools(request: ChatRequest, chat: ChatFormat) -> PlannedTools:
     choice = request.tool_choice
     rules = None
     if choice.forced:
-        rules = grammar.call_grammar(
-            fmt, request.tools, only=choice.function, parallel=request.parallel_tool_calls
-        )
-    return PlannedTools(request.tools, fmt, request.parallel_tool_calls, rules)
+        rules = grammar.call_grammar(fmt, caller, only=choice.function, parallel=request.parallel_tool_calls)
+    offered = caller + tuple(b.spec for b in builtins if b.offered)
+    names = frozenset(b.spec.name for b in builtins)
+    return PlannedTools(offered, fmt, request.parallel_tool_calls, rules, names)
 
 
 def constraint(planned: PlannedTools, chat: ChatFormat, *, thinking: bool) -> Constraint | None:

@@ -30,7 +30,10 @@ CLOSE = "Now I can answer.|Let me write the answer.|I am ready to reply.|Time to
 
 
 def _fn(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
 
 
 def _obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +45,9 @@ EXAMPLE_TIME = _fn("get_current_time", "当你想知道现在的时间时非常�
 EXAMPLE_WEATHER = _fn(
     "get_current_weather",
     "当你想查询指定城市的天气时非常有用。",
-    _obj(["location"], location={"type": "string", "description": "城市或县区，比如北京市、杭州市、余杭区等。"}),
+    _obj(
+        ["location"], location={"type": "string", "description": "城市或县区，比如北京市、杭州市、余杭区等。"}
+    ),
 )
 WEATHER_EN = _fn(
     "get_current_weather",
@@ -68,7 +73,11 @@ SEARCH = _fn(
     ),
 )
 STOCK = _fn("get_stock_price", "Get the latest price of a stock.", _obj(["symbol"], symbol=STR))
-RATE = _fn("get_exchange_rate", "Exchange rate between two currencies.", _obj(["base", "target"], base=STR, target=STR))
+RATE = _fn(
+    "get_exchange_rate",
+    "Exchange rate between two currencies.",
+    _obj(["base", "target"], base=STR, target=STR),
+)
 ORDER = _fn("lookup_order", "Look up the status of an order by its id.", _obj(["order_id"], order_id=STR))
 EMAIL = _fn("send_email", "Send an email.", _obj(["to", "subject"], to=STR, subject=STR))
 OTHERS = (STOCK, RATE, ORDER, EMAIL, EXAMPLE_TIME)
@@ -99,7 +108,11 @@ class Exchange:
 
 def call_text(name: str, arguments: dict[str, Any]) -> str:
     """One call as Qwen3's template renders an assistant's ``tool_calls`` (json.dumps spacing)."""
-    return "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False) + "\n</tool_call>"
+    return (
+        "<tool_call>\n"
+        + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+        + "\n</tool_call>"
+    )
 
 
 def _offer(rng: random.Random, tool: dict[str, Any], *, search: bool = True) -> list[dict[str, Any]]:
@@ -148,13 +161,19 @@ def _weather(rng: random.Random) -> Call:
     result = rng.choice((f"{city}今天是{cond}。", f"{city}: sunny, 24 °C.", f"{city}今天是{cond}。"))
     answer = one_of(rng, "{r}|According to the tool: {r}|The weather in {c}: {r}", r=result, c=city)
     tool = EXAMPLE_WEATHER if rng.random() < 0.7 else WEATHER_EN
-    why = f"The user asks about the weather in {city}. The get_current_weather tool can tell me, so I will call it."
+    why = (
+        f"The user asks about the weather in {city}. "
+        "The get_current_weather tool can tell me, so I will call it."
+    )
     return Call(user, tool, {"location": city}, why, result, answer)
 
 
 def _time(rng: random.Random) -> Call:
-    user = one_of(rng, "What time is it?|现在几点了{q}|What is the current time? Use the tool.|现在是什么时间{q}")
-    stamp = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00"
+    user = one_of(
+        rng, "What time is it?|现在几点了{q}|What is the current time? Use the tool.|现在是什么时间{q}"
+    )
+    day = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    stamp = f"{day} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00"
     result = f"当前时间：{stamp}。"
     why = "The user wants the current time. The get_current_time tool gives it; it takes no arguments."
     return Call(user, EXAMPLE_TIME, {}, why, result, one_of(rng, "{r}|It is {s}.", r=result, s=stamp))
@@ -196,7 +215,11 @@ def _search_question(rng: random.Random) -> tuple[str, str, str]:
     """A question, what to search for, and a one-line excerpt that answers it."""
     if rng.random() < 0.5:
         country, capital = rng.choice(COUNTRIES)
-        return f"What is the capital of {country}?", f"capital of {country}", f"The capital of {country} is {capital}."
+        return (
+            f"What is the capital of {country}?",
+            f"capital of {country}",
+            f"The capital of {country} is {capital}.",
+        )
     if rng.random() < 0.5:
         word, opp = rng.choice(OPPOSITES)
         return f"What is the opposite of {word}?", f"opposite of {word}", f"The opposite of {word} is {opp}."
@@ -232,7 +255,9 @@ def tool_call(rng: random.Random) -> Exchange:
     c = rng.choices(CALLS, weights=CALL_WEIGHTS)[0](rng)
     messages = [*_system(rng), {"role": "user", "content": c.user}]
     reasoning = _parts(rng, c.why)
-    return Exchange(messages, _offer(rng, c.tool), reasoning, call_text(c.tool["function"]["name"], c.arguments))
+    return Exchange(
+        messages, _offer(rng, c.tool), reasoning, call_text(c.tool["function"]["name"], c.arguments)
+    )
 
 
 def tool_answer(rng: random.Random) -> Exchange:
@@ -246,7 +271,12 @@ def tool_answer(rng: random.Random) -> Exchange:
     }
     if rng.random() < 0.6:  # clients that send the reasoning back, and those that drop it
         assistant["reasoning_content"] = _parts(rng, c.why)
-    messages = [*_system(rng), {"role": "user", "content": c.user}, assistant, {"role": "tool", "content": c.result}]
+    messages = [
+        *_system(rng),
+        {"role": "user", "content": c.user},
+        assistant,
+        {"role": "tool", "content": c.result},
+    ]
     reasoning = _parts(rng, "The tool returned its result.", "I will tell the user what it says.")
     return Exchange(messages, _offer(rng, c.tool), reasoning, c.answer)
 
@@ -288,9 +318,19 @@ def json_answer(rng: random.Random) -> Exchange:
     user, answer = _json_value(rng)
     form = rng.random()
     if form < 0.4:
-        messages = [{"role": "user", "content": one_of(rng, "{u} Answer in JSON.|{u} Reply as JSON.|{u} (json)", u=user)}]
+        messages = [
+            {
+                "role": "user",
+                "content": one_of(rng, "{u} Answer in JSON.|{u} Reply as JSON.|{u} (json)", u=user),
+            }
+        ]
     elif form < 0.7:
-        messages = [{"role": "user", "content": one_of(rng, "Reply in JSON: {u}|JSON only: {u}|Give JSON. {u}", u=user)}]
+        messages = [
+            {
+                "role": "user",
+                "content": one_of(rng, "Reply in JSON: {u}|JSON only: {u}|Give JSON. {u}", u=user),
+            }
+        ]
     else:
         system = one_of(rng, "You answer in JSON.|Reply with a JSON object.|Output json.")
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -298,7 +338,13 @@ def json_answer(rng: random.Random) -> Exchange:
     return Exchange(messages, None, reasoning, answer, thinking=rng.random() < 0.2)
 
 
-MAKERS: tuple[Callable[[random.Random], Exchange], ...] = (tool_call, tool_answer, no_call, searched, json_answer)
+MAKERS: tuple[Callable[[random.Random], Exchange], ...] = (
+    tool_call,
+    tool_answer,
+    no_call,
+    searched,
+    json_answer,
+)
 WEIGHTS = (0.4, 0.25, 0.1, 0.08, 0.17)
 
 

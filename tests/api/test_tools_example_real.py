@@ -88,7 +88,9 @@ def test_openai_example_non_streaming(live: LiveServer, question: str) -> None:
     assert choice.message.content and choice.message.reasoning_content  # type: ignore[attr-defined]
 
 
-def _streamed_turn(c: openai.OpenAI, messages: list[Any]) -> tuple[str, str, str | None, list[dict[str, str]]]:
+def _streamed_turn(
+    c: openai.OpenAI, messages: list[Any]
+) -> tuple[str, str, str | None, list[dict[str, str]]]:
     reasoning = content = ""
     finish = None
     calls: dict[int, dict[str, str]] = {}
@@ -131,18 +133,26 @@ def test_openai_example_streamed(live: LiveServer) -> None:
                 "content": None,
                 "reasoning_content": reasoning,
                 "tool_calls": [
-                    {"id": x["id"], "type": "function", "function": {"name": x["name"], "arguments": x["arguments"]}}
+                    {
+                        "id": x["id"],
+                        "type": "function",
+                        "function": {"name": x["name"], "arguments": x["arguments"]},
+                    }
                     for x in calls
                 ],
             }
         )
         for x in calls:
-            messages.append({"role": "tool", "tool_call_id": x["id"], "content": run_tool(x["name"], x["arguments"])})
+            messages.append(
+                {"role": "tool", "tool_call_id": x["id"], "content": run_tool(x["name"], x["arguments"])}
+            )
         reasoning, content, finish, calls = _streamed_turn(c, messages)
     assert finish == "stop" and content and reasoning and not calls
 
 
-def test_dashscope_example_non_streaming_and_streamed(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dashscope_example_non_streaming_and_streamed(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(dashscope, "base_http_api_url", live.dashscope_base)
     common = {"api_key": API_KEY, "model": "qwen-plus", "tools": TOOLS, "result_format": "message"}
     messages: list[Any] = [{"content": QUESTIONS[0], "role": "user"}]
@@ -174,7 +184,9 @@ def test_dashscope_example_non_streaming_and_streamed(live: LiveServer, monkeypa
             break
         call = assistant_output.tool_calls[0]
         arguments = json.loads(call["function"]["arguments"])
-        messages.append({"name": "get_current_weather", "role": "tool", "content": get_current_weather(arguments)})
+        messages.append(
+            {"name": "get_current_weather", "role": "tool", "content": get_current_weather(arguments)}
+        )
         response = Generation.call(messages=messages, enable_thinking=True, **common)
         assert response.status_code == 200, response
         assistant_output = response.output.choices[0].message

@@ -1,18 +1,15 @@
-"""Function calling and JSON mode on the real llama.cpp engine, run in its own supervised process
-(so the grammar crosses the engine's wire as data), with the tiny Qwen3 test model.
+"""Forced function calls and JSON schemas on the real llama.cpp engine, run in its own supervised
+process (so the grammar crosses the engine's wire as data), with the tiny Qwen3 test model. (Model
+Studio's example left to the model's own choice is ``test_tools_example_real.py``.)
 
-The tiny model was not trained to call tools, so the first turn forces the weather call: with
-thinking on that takes thinkserve's ``constrain_after_thinking`` (Model Studio refuses forced calls
-while thinking); the model thinks freely, then writes the call under the grammar. The tool's result
-is then fed back without ``tool_choice``, and the model answers in text.
+The first turn forces the weather call: with thinking on that takes thinkserve's
+``constrain_after_thinking`` (Model Studio refuses forced calls while thinking); the model thinks
+freely, then writes the call under the grammar. The tool's result is then fed back without
+``tool_choice``, and the model answers.
 
-JSON answers are asked for with bounded schemas for the same reason: the grammar keeps every
-answer valid JSON, but a model that never closes its string runs into ``max_tokens`` (the tiny
-model does exactly that under ``json_object``; README "JSON output").
-
-The example's weather tool gets one change: ``location`` has a ``maxLength``. The grammar makes any
-string valid JSON, but only the model decides when to close one, and the tiny model, which never
-saw a tool call, would go on writing the city's name until ``max_tokens``.
+The weather tool's ``location`` has a ``maxLength`` here, and the JSON schemas bound their strings:
+the grammar makes any string valid JSON, but only the model decides when to close one, and these
+tests hold the grammar's bounds, whatever the model would write.
 """
 
 from __future__ import annotations

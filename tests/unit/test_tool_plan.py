@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -96,3 +98,32 @@ def test_a_schema_the_converter_cannot_enforce_leaves_auto_mode_free() -> None:
 def test_no_tools_or_choice_none_plan_nothing() -> None:
     assert tooling.plan_tools(request(), NATIVE).grammar is None
     assert tooling.plan_tools(request(WEATHER, choice=ToolChoice("none")), NATIVE).grammar is None
+
+
+@dataclass(frozen=True)
+class Builtin:
+    spec: ToolSpec
+    offered: bool
+
+    async def run(self, arguments: str) -> Any:
+        raise NotImplementedError
+
+
+SEARCH = ToolSpec(
+    "search",
+    None,
+    json.dumps({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}),
+)
+
+
+def test_built_in_tools_are_in_the_grammar_and_bare_only_while_offered() -> None:
+    """A built-in tool's call is read even once it is no longer offered (its calls used up), so
+    the grammar keeps its name; a bare call is read as one of an offered tool only."""
+    offered = tooling.plan_tools(request(WEATHER), NATIVE, [Builtin(SEARCH, offered=True)])
+    assert offered.grammar is not None and '\\"search\\"' in offered.grammar
+    assert offered.start_pattern is not None and re.match(offered.start_pattern, '{"name": "search"')
+    used_up = tooling.plan_tools(request(WEATHER), NATIVE, [Builtin(SEARCH, offered=False)])
+    assert used_up.grammar is not None and '\\"search\\"' in used_up.grammar
+    assert used_up.start_pattern is not None and not re.match(used_up.start_pattern, '{"name": "search"')
+    only_search = tooling.plan_tools(request(), NATIVE, [Builtin(SEARCH, offered=False)])
+    assert only_search.grammar is not None and only_search.start_pattern is None

@@ -10,6 +10,9 @@ freely, then writes the call under the grammar. The tool's result is then fed ba
 The weather tool's ``location`` has a ``maxLength`` here, and the JSON schemas bound their strings:
 the grammar makes any string valid JSON, but only the model decides when to close one, and these
 tests hold the grammar's bounds, whatever the model would write.
+
+``test_auto_choice_calls_follow_the_schema`` leaves the choice to the model (``tool_choice`` auto):
+the tiny model writes its own Hermes call, and the lazy grammar holds it to the tool's schema.
 """
 
 from __future__ import annotations
@@ -264,3 +267,34 @@ def test_json_after_free_thinking_with_our_option(live: LiveServer) -> None:
     message = response.choices[0].message
     assert message.reasoning_content  # type: ignore[attr-defined]
     jsonschema.validate(json.loads(message.content or ""), SCHEMA)
+
+
+# The example's weather tool with a required enum: a model that writes the call it learned
+# ({"location": ...}) or the parameters' schema as its arguments breaks it; under auto choice the
+# lazy grammar makes the call it begins an instance of the schema.
+ENUM_TOOLS = copy.deepcopy(TOOLS)
+ENUM_WEATHER = ENUM_TOOLS[1]["function"]["parameters"]
+ENUM_WEATHER["properties"]["unit"] = {"type": "string", "enum": ["celsius", "fahrenheit"]}
+ENUM_WEATHER["required"] = ["location", "unit"]
+
+
+def test_auto_choice_calls_follow_the_schema(live: LiveServer) -> None:
+    """``tool_choice`` auto (the default): the model decides to call after its reasoning (the
+    tiny model is trained to when asked to use a tool); the call it writes is then held to the
+    tool's schema (``tests/engine/test_lazy_grammar.py`` checks the same whatever the model)."""
+    response = client(live).chat.completions.create(
+        model="qwen-plus",
+        messages=[
+            {"role": "user", "content": "What is the weather like in Hangzhou right now? Use the tool."}
+        ],
+        tools=ENUM_TOOLS,
+        temperature=0,
+        max_tokens=LIMIT,
+        extra_body=THINK,
+    )
+    choice = response.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    assert choice.message.reasoning_content  # type: ignore[attr-defined]
+    (call,) = choice.message.tool_calls or ()
+    assert call.function.name == "get_current_weather", call
+    jsonschema.validate(json.loads(call.function.arguments), ENUM_WEATHER)

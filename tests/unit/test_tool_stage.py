@@ -163,6 +163,27 @@ def test_a_bare_hermes_call_of_an_offered_tool_is_a_call(seed: int) -> None:
     assert run(HERMES, '{"a": 1}', seed=seed, names=names) == ('{"a": 1}', {}, None)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_a_bare_call_closed_by_the_end_tag_is_one_call(seed: int) -> None:
+    """What the auto-mode grammar makes of a bare call (``tools.grammar.bare_call_pattern``): it
+    is closed with ``</tool_call>``, and further calls may follow in their tags."""
+    text = (
+        '{"name": "f", "arguments": {"a": 1}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>'
+    )
+    names = frozenset({"f", "g"})
+    assert run(HERMES, text, seed=seed, names=names) == (
+        "",
+        {0: ["call_x", "f", '{"a": 1}'], 1: ["call_x", "g", "{}"]},
+        None,
+    )
+    assert run(HERMES, text, seed=seed, names=names, parallel=False) == (
+        "",
+        {0: ["call_x", "f", '{"a": 1}']},
+        "tool_calls",
+    )
+
+
 def test_an_unclosed_call_still_ends_the_answer_as_a_call() -> None:
     pipeline = DecodePipeline(
         TextSplitter(),

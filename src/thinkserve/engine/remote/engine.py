@@ -13,6 +13,8 @@ thinking budget, keys, limits, metering) works unchanged on top.
 - ``health()`` is "up" while at least one upstream takes requests, "down" with every upstream's
   reason otherwise; ``submit`` then refuses with ``NoUpstream`` (HTTP 503).
 - ``upstream_stats()`` feeds the per-upstream metrics (``monitor.upstreams``).
+- ``EngineRequest.constraint`` is not sent upstream (grammars are enforced on the llama.cpp
+  engine only): calls are parsed from whatever the model writes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Scripted vLLM-protocol upstreams on loopback, for the pool's failure paths.
+"""Scripted upstreams on loopback (vLLM's protocol, or llama.cpp server's), for the pool's failure
+paths.
 
 Fast and deterministic where the token server (``token_server``, the real engine) is not: it
 refuses connections, answers 500, or breaks a stream after N tokens on demand. Each script is an
@@ -30,6 +31,12 @@ class ScriptTokenizer(FakeTokenizer):
 
     def is_eog(self, token: int) -> bool:
         return self.is_end(token)
+
+    def token_bytes(self, token: int) -> bytes:
+        try:
+            return self.piece(token).encode("utf-8")
+        except ValueError:  # below the offset, or a surrogate: no character
+            return b""
 
 
 class _Decoder:
@@ -66,6 +73,11 @@ class Script:
     """Seconds between two tokens (a stream that holds its connection a while)."""
     reply_ids: list[int] | None = None
     """Token ids to send instead of the reply's."""
+    protocol: str = "vllm"
+    """``llamacpp``: ``/props`` and ``/completion``, in llama.cpp server's shape."""
+    withhold: frozenset[int] = frozenset()
+    """llama.cpp: positions in a completion sent only as text in the next token's event (what
+    the real server does with a token that ends inside a UTF-8 character)."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     prompts: list[list[int]] = field(default_factory=list)
 
@@ -73,7 +85,9 @@ class Script:
         async def handle(request: web.Request) -> web.StreamResponse:
             path = request.path
             if path == "/props":
-                return web.Response(status=404)
+                if self.protocol != "llamacpp":
+                    return web.Response(status=404)
+                return _json(200, {"default_generation_settings": {"n_ctx": self.context}})
             if path == "/health":
                 return web.Response(status=200)
             if path == "/v1/models":
@@ -96,8 +110,10 @@ class Script:
         script = self.reply_ids if self.reply_ids is not None else tokenizer.encode(self.reply)
         # Continue the script from where the prompt already is (a continuation after a pause).
         start = _resume_point(prompt, script, tokenizer)
-        out = script[start : start + body["max_tokens"]]
+        out = script[start : start + body.get("max_tokens", body.get("n_predict", 0))]
         ended = start + len(out) >= len(script)
+        if self.protocol == "llamacpp":
+            return await self._llamacpp(request, out, ended, cached, tokenizer)
         lines = []
         for i, token in enumerate(out):
             last = i == len(out) - 1
@@ -123,6 +139,28 @@ class Script:
         usage = {"prompt_tokens": len(prompt), "prompt_tokens_details": {"cached_tokens": cached}}
         lines.append(b"data: " + orjson.dumps({"choices": [], "usage": usage}) + b"\n\n")
         lines.append(b"data: [DONE]\n\n")
+        await response.write(b"".join(lines))
+        await response.write_eof()
+        return response
+
+    async def _llamacpp(
+        self, request: web.Request, out: list[int], ended: bool, cached: int, tokenizer: ScriptTokenizer
+    ) -> web.StreamResponse:
+        lines = []
+        held = ""
+        for i, token in enumerate(out):
+            text = held + tokenizer.piece(token)
+            if i in self.withhold:
+                held = text
+                continue
+            held = ""
+            event = {"content": text, "tokens": [token], "stop": False, "tokens_predicted": i + 1}
+            lines.append(b"data: " + orjson.dumps(event) + b"\n\n")
+        final = {"content": "", "tokens": [], "stop": True, "stop_type": "eos" if ended else "limit"}
+        final |= {"tokens_predicted": len(out), "timings": {"cache_n": cached}}
+        lines.append(b"data: " + orjson.dumps(final) + b"\n\n")
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
         await response.write(b"".join(lines))
         await response.write_eof()
         return response

@@ -106,6 +106,10 @@ class LlamaCppTokenizer:
             size = -n
         raise EngineFailure("detokenization failed")
 
+    def token_bytes(self, token: int) -> bytes:
+        """``piece``, by the name the remote engine's tokenizers share (``RemoteTokenizer``)."""
+        return self.piece(token)
+
     def is_eog(self, token: int) -> bool:
         """Whether ``token`` ends generation (EOS, EOT, ``<|im_end|>`` ...)."""
         known = self._eog.get(token)

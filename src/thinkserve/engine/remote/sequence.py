@@ -11,6 +11,8 @@ list (prompt, sampled tokens, injected tokens):
   upstream's prefix cache mostly holds already;
 - a completion that ends by length before the sequence is done (the marker came before the
   budget) is followed by another from where it stopped;
+- ids a server withheld (llama.cpp sends a token ending inside a UTF-8 character only as bytes in
+  the next token's text) are recovered from those bytes (``pieces``);
 - end-of-generation ids end the sequence (or pause it, ``Checkpoint.on_end``) and are neither
   emitted nor counted, as in the embedded engine;
 - a completion that fails before the sequence emitted its first sampled token goes to another
@@ -33,9 +35,11 @@ from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded, 
 from thinkserve.engine.checkpoint import CheckpointState
 from thinkserve.engine.protocol import EngineFinished, EngineRequest, Paused, TokenEvent
 from thinkserve.engine.queued import QueuedSequence
+from thinkserve.engine.remote.pieces import PieceIndex, recover
 from thinkserve.engine.remote.pool import Pool
 from thinkserve.engine.remote.upstream import Upstream, UpstreamFailure
 from thinkserve.engine.remote.vocab import Decoder, RemoteTokenizer
+from thinkserve.engine.remote.wire import Chunk
 
 log = logging.getLogger("thinkserve.engine.remote")
 
@@ -79,6 +83,10 @@ class Host(Protocol):
     def served_model(self) -> str | None: ...
 
     def decoder(self) -> Decoder: ...
+
+    async def pieces(self) -> PieceIndex:
+        """The vocabulary's pieces, for ids a server withheld (built on first use)."""
+        ...
 
     def sampled(self, n: int) -> None:
         """Count ``n`` more sampled tokens for the engine's stats."""
@@ -230,6 +238,7 @@ class RemoteSequence(QueuedSequence):
         sampled_before = self._sampled
         sent = time.monotonic()
         first_token = True
+        received = 0
         upstream.in_flight += 1
         outcome = "cancelled"
         try:
@@ -239,13 +248,21 @@ class RemoteSequence(QueuedSequence):
                         self._cached = chunk.cached_tokens
                         counters.prompt_tokens += len(self._request.prompt)
                         counters.cached_tokens += chunk.cached_tokens
-                    if chunk.tokens and first_token:
+                    tokens = chunk.tokens
+                    if tokens and first_token:
                         first_token = False
                         counters.first_token.observe(time.monotonic() - sent)
-                    for token in chunk.tokens:
+                    for token in tokens:
                         if not 0 <= token < n_vocab:
                             # Never handed to the tokenizer: an unknown id would crash llama.cpp's.
                             raise UpstreamFailure("protocol", f"token id {token} is not in the vocabulary")
+                    if tokens and chunk.generated is not None and chunk.generated > received + len(tokens):
+                        tokens = [
+                            *await self._withheld(chunk, chunk.generated - received - len(tokens)),
+                            *tokens,
+                        ]
+                    received += len(tokens)
+                    for token in tokens:
                         if step is None:
                             # Tokens past the end (a server ignoring max_tokens) are dropped.
                             step = self._take(token)
@@ -273,6 +290,13 @@ class RemoteSequence(QueuedSequence):
             # Ended by an end-of-generation token that the server did not send back.
             return "pause_end" if self._gate.pauses_at_end() else "stop"
         return "more"
+
+    async def _withheld(self, chunk: Chunk, missing: int) -> list[int]:
+        """The ids of tokens the server sent only the bytes of (``pieces``)."""
+        ids = recover(await self._host.pieces(), chunk.text, chunk.tokens, missing)
+        if ids is None:
+            raise UpstreamFailure("protocol", f"{missing} token ids are missing before {list(chunk.tokens)}")
+        return ids
 
     def _take(self, token: int) -> Step | None:
         """One token id from the upstream; what to do next if the completion is over for us."""

@@ -11,7 +11,6 @@ and the model (trained on small JSON answers) closes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import dashscope
@@ -21,35 +20,15 @@ from dashscope import Generation as _Generation
 
 from tests.api.function_calling import TOOLS, get_current_weather, run_tool
 from tests.api.test_node_sdk import run_node_example
-from tests.conftest import API_KEY, TINY_MODEL, LiveServer, serve, stop
-from thinkserve.app import create_app
-from thinkserve.config import Settings
-from thinkserve.platform.static_keys import StaticKeys
+from tests.api.test_tools_real import client, live
+from tests.conftest import API_KEY, LiveServer
 
 pytestmark = pytest.mark.slow
 Generation: Any = _Generation
 QUESTIONS = ("杭州天气怎么样", "What is the weather like in Hangzhou right now? Use the tool.")
 ROUNDS = 3
 """Model calls a conversation may take before it must have answered in text."""
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    from thinkserve.engine.llamacpp.settings import LlamaCppSettings
-
-    engine = LlamaCppSettings("default", model=str(TINY_MODEL), n_ctx=4096, n_seq=4, own_process=True)
-    settings = Settings(
-        api_keys=(API_KEY,), engines={"default": engine}, data_dir=tmp_path_factory.mktemp("data")
-    )
-    server, running = serve(create_app(settings, gate=StaticKeys(settings.api_keys)))
-    try:
-        yield server
-    finally:
-        stop(running)
-
-
-def client(live: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(api_key=API_KEY, base_url=live.openai_base, max_retries=0)
+__all__ = ["live"]  # the fixture: the server as ``serve`` builds it, on the tiny model
 
 
 def weather_arguments(name: str, arguments: str) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class Script:
         self, request: web.Request, body: dict[str, Any], tokenizer: ScriptTokenizer
     ) -> web.StreamResponse:
         prompt: list[int] = body["prompt"]
-        cached = max((_common(prompt, old) for old in self.prompts), default=0)
+        cached = max((common_prefix(prompt, old) for old in self.prompts), default=0)
         self.prompts.append(prompt)
         script = self.reply_ids if self.reply_ids is not None else tokenizer.encode(self.reply)
         # Continue the script from where the prompt already is (a continuation after a pause).
@@ -170,7 +170,8 @@ def _json(status: int, data: object) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
-def _common(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading items ``a`` and ``b`` share."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

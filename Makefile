@@ -1,11 +1,13 @@
 # thinkserve: `make serve` runs the server, `make test` runs the checks. Both build .venv first.
+# Optional: `make install-vllm` (vLLM on the CPU), `make install-llama-server` (llama.cpp's own
+# server, for the remote engine's llama.cpp tests).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-dev install-vllm serve test lint typecheck pytest bench clean console-assets browser
+.PHONY: install install-dev install-vllm install-llama-server serve test lint typecheck pytest bench clean console-assets browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +82,31 @@ $(VENV)/.installed-vllm: $(VENV)/.installed
 	touch $@
 
 install-vllm: $(VENV)/.installed-vllm
+
+# Optional: llama.cpp's own server, `llama-server`, built from the llama.cpp vendored in the same
+# llama-cpp-python sdist (the llama.cpp the embedded engine runs), for the tests that drive it as a
+# remote engine's upstream (tests/remote/test_llamacpp_real.py). One portable CPU variant, x86-64-v3
+# (AVX2, FMA, F16C, BMI2): no -march=native, no AVX-512 and no AMX (AMX kernels die of SIGILL on VMs
+# that advertise it, see src/thinkserve/engine/llamacpp/cpu.py). Static libraries, so the binary
+# stands alone; no HTTPS client and no web UI (nothing fetched at build time). Built once per
+# version and flag set into a cache of its own, linked into .venv/bin.
+LLAMA_SERVER_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=OFF -DBUILD_SHARED_LIBS=OFF \
+	-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_OPENSSL=OFF \
+	-DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+LLAMA_SERVER_CACHE ?= $(HOME)/.cache/thinkserve/llama-server
+LLAMA_SERVER_KEY := $(shell $(PYTHON) -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:16])' '$(LLAMA_CPP_PYTHON) $(LLAMA_SERVER_CMAKE_ARGS)')
+LLAMA_SERVER_DIR := $(LLAMA_SERVER_CACHE)/$(LLAMA_SERVER_KEY)
+LLAMA_SERVER_JOBS ?= $(shell nproc)
+
+$(LLAMA_SERVER_DIR)/llama-server: | $(BIN)/python
+	scripts/build_llama_server.sh $(BIN)/pip '$(LLAMA_CPP_PYTHON)' $(LLAMA_SERVER_DIR) $(LLAMA_SERVER_JOBS) \
+		$(LLAMA_SERVER_CMAKE_ARGS)
+
+$(BIN)/llama-server: $(LLAMA_SERVER_DIR)/llama-server
+	ln -sf $< $@
+
+install-llama-server: $(BIN)/llama-server
 
 serve: install
 	$(BIN)/thinkserve serve --host $(HOST) --port $(PORT)

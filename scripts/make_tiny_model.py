@@ -14,9 +14,12 @@ prompts of up to ~1200 tokens) so that it keeps Qwen3's output FORMAT (the conte
 * ``enable_thinking=False`` (the template pre-fills ``<think>\\n\\n</think>\\n\\n``): the short answer and
   ``<|im_end|>``;
 * a reasoning cut by a thinking budget and followed by the text :data:`BUDGET_CUT_TEXT` (with ``</think>``
-  as the special token): a short answer and ``<|im_end|>``.
+  as the special token): a short answer and ``<|im_end|>``;
+* agent exchanges (:data:`AGENT_SHARE` of the data, ``tiny_model_tools.py``): with tools offered and asked
+  for, one Hermes ``<tool_call>`` after the reasoning; after a tool's result, a text answer; search
+  results cited as ``[1]``; JSON asked for, a small JSON object.
 
-Only the ~1.3k token ids that the synthetic data uses are trained; every other row of the (tied)
+Only the ~2k token ids that the synthetic data uses are trained; every other row of the (tied)
 embedding is exactly zero, so those tokens get logit 0.  Training uses the exact full-vocabulary softmax
 by folding the zero-logit rows into one extra class of logit ``log(n_unused)``.
 
@@ -37,10 +40,12 @@ In a separate virtual environment (CPU torch, no CUDA)::
 ``pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36`` into a temporary folder.
 ``--check`` (needs ``llama-cpp-python==0.3.36`` in the venv) only loads an existing GGUF, reports how
 often its outputs have the expected format (greedy and sampled; thinking on, off, cut by a budget, and
-with ``/think`` / ``/no_think``) and the decode speed, and fails below 95%.  ``--show`` logs a few
-sampled outputs.  Building takes about 7-8 minutes on 2 idle cores (2000 steps, ~0.2 s each; much longer
-when the cores are shared) and is seeded: on the same machine and torch build a rerun repeats the
-training losses exactly; elsewhere it may differ in the last bits.
+with ``/think`` / ``/no_think``; tool calls, answers after a tool's result, JSON) and the decode speed,
+and fails below 95%.  ``--check`` runs in thinkserve's own venv too: ``PYTHONPATH=src:scripts
+.venv/bin/python scripts/make_tiny_model.py --check``.  ``--show`` logs a few sampled outputs.
+The fixture was built with ``--steps 2400``: 48 minutes on a shared 2-core Xeon (about 0.2 s a
+step on 2 idle cores, much longer when they are shared).  It is seeded: on the same machine and
+torch build a rerun repeats the training losses exactly; elsewhere it may differ in the last bits.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from tiny_model_data import PUNCT, SYSTEM_PROMPTS, Sample, long_text, make_sample, one_of, salad
+from tiny_model_tools import EXAMPLE_TIME, EXAMPLE_WEATHER, SEARCH, Exchange, make_exchange
 
 log = logging.getLogger("make_tiny_model")
 
@@ -75,6 +81,8 @@ BUDGET_CUT_TEXT = (
     "directly now.\n</think>\n\n"
 )
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+AGENT_SHARE = 0.3
+"""Share of the training conversations that are agent exchanges (tools, search results, JSON)."""
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
 
 
@@ -111,10 +119,12 @@ class Renderer:
     def encode(self, text: str) -> list[int]:
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
 
-    def prompt(self, messages: list[dict[str, str]], thinking: bool) -> str:
+    def prompt(
+        self, messages: list[dict[str, Any]], thinking: bool, tools: list[dict[str, Any]] | None = None
+    ) -> str:
         return str(
             self.tok.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking
+                messages, tools=tools, tokenize=False, add_generation_prompt=True, enable_thinking=thinking
             )
         )
 
@@ -140,6 +150,8 @@ class Renderer:
         return messages
 
     def example(self, rng: random.Random) -> Example:
+        if rng.random() < AGENT_SHARE:
+            return self.agent_example(rng, make_exchange(rng))
         s = make_sample(rng)
         messages = self.conversation(rng, s)
         switch = rng.choices(("", " /think", " /no_think"), weights=(0.7, 0.15, 0.15))[0]
@@ -151,7 +163,13 @@ class Renderer:
         if not thinking:
             ex.add(tail, learn=True)
             return ex
-        reasoning = self.encode("<think>\n" + s.reasoning + "\n</think>\n\n")
+        self.reasoning(rng, ex, s.reasoning)
+        ex.add(tail, learn=True)
+        return ex
+
+    def reasoning(self, rng: random.Random, ex: Example, text: str) -> None:
+        """The reasoning, whole or cut by a thinking budget."""
+        reasoning = self.encode("<think>\n" + text + "\n</think>\n\n")
         if rng.random() < 0.65:
             ex.add(reasoning, learn=True)
         elif rng.random() < 0.75:  # the server cuts the generated tokens and appends the budget text
@@ -159,9 +177,17 @@ class Renderer:
             ex.add(reasoning[:cut], learn=True)
             ex.add(self.budget_ids, learn=False)
         else:  # the same, re-tokenized as one text and cut at a character
-            cut = rng.randint(0, len(s.reasoning))
-            ex.add(self.encode("<think>\n" + s.reasoning[:cut] + BUDGET_CUT_TEXT), learn=False)
-        ex.add(tail, learn=True)
+            cut = rng.randint(0, len(text))
+            ex.add(self.encode("<think>\n" + text[:cut] + BUDGET_CUT_TEXT), learn=False)
+
+    def agent_example(self, rng: random.Random, x: Exchange) -> Example:
+        """A tool call, an answer from a tool's result, search results or JSON (tiny_model_tools)."""
+        thinking = x.thinking if x.thinking is not None else rng.random() < 0.7
+        ex = Example()
+        ex.add(self.encode(self.prompt(x.messages, thinking, x.tools)), learn=False)
+        if thinking:
+            self.reasoning(rng, ex, x.reasoning)
+        ex.add(self.encode(x.answer + "<|im_end|>"), learn=True)
         return ex
 
 
@@ -194,7 +220,7 @@ def qwen3_config(shape: ModelShape, vocab_size: int) -> Any:
 
 @dataclass
 class TrainSettings:
-    steps: int = 2000
+    steps: int = 2400
     batch: int = 32
     batch_tokens: int = 6144
     lr: float = 3e-3
@@ -426,6 +452,14 @@ def _verdict(out: list[int], thinking: bool) -> str:
     return "" if 1 < answer <= 40 else f"answer of {answer} tokens"
 
 
+def _jinja(jinja2: Any) -> Any:
+    """Jinja as chat templates expect it (and as transformers and thinkserve render them): its own
+    ``tojson`` sorts keys and escapes non-ASCII, which no model saw in training."""
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson"] = lambda v, indent=None: json.dumps(v, ensure_ascii=False, indent=indent)
+    return env
+
+
 def check(gguf: Path, runs: int) -> dict[str, Any]:
     import jinja2
     from llama_cpp import Llama
@@ -439,7 +473,7 @@ def check(gguf: Path, runs: int) -> dict[str, Any]:
     assert llm.tokenize(b"</think>", add_bos=False, special=True) == [END_THINK_ID]
     assert llm.tokenize(b"<|im_end|>", add_bos=False, special=True) == [IM_END_ID]
     assert int(meta["tokenizer.ggml.eos_token_id"]) == IM_END_ID, meta.get("tokenizer.ggml.eos_token_id")
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    env = _jinja(jinja2)
     template = env.from_string(meta["tokenizer.chat_template"])
     budget = llm.tokenize(BUDGET_CUT_TEXT.encode(), add_bos=False, special=True)
     report: dict[str, Any] = {}
@@ -469,6 +503,99 @@ def check(gguf: Path, runs: int) -> dict[str, Any]:
             for f in fails[:3]:
                 log.info("%s FAIL %s", key, f)
     report["decode_tok_per_s"] = round(tokens / seconds, 1)
+    report.update(check_agents(llm, template, runs))
+    return report
+
+
+AGENT_PROMPTS = (
+    (
+        "What is the weather like in Hangzhou right now? Use the tool.|杭州天气怎么样|"
+        "What's the weather in Paris?|"
+        "What time is it?|现在几点了{q}|Is it raining in Tokyo?"
+    )
+    .format(**PUNCT)
+    .split("|")
+)
+SEARCH_PROMPTS = "What is the capital of France?|Tell me about the ocean.|What is the opposite of hot?".split(
+    "|"
+)
+JSON_PROMPTS = "What is 12 plus 7? Answer in JSON.|Reply in JSON: Who are you?|Hello (json)".split("|")
+
+
+def _call_verdict(answer: str, names: set[str]) -> str:
+    """'' when ``answer`` is exactly one Hermes call of an offered tool with object arguments."""
+    body = answer.removesuffix("<|im_end|>")
+    if not (body.startswith("<tool_call>\n") and body.endswith("\n</tool_call>")):
+        return "not a call"
+    try:
+        call = json.loads(body[len("<tool_call>\n") : -len("\n</tool_call>")])
+    except ValueError:
+        return "bad JSON"
+    if call.get("name") not in names or not isinstance(call.get("arguments"), dict):
+        return "bad name or arguments"
+    return ""
+
+
+def check_agents(llm: Any, template: Any, runs: int) -> dict[str, str]:
+    """Tool calls (the example's tools; the search tool), answers after a tool's result, and JSON
+    answers: greedy and sampled, thinking on (calls) or off (JSON)."""
+    cases: dict[str, list[tuple[list[dict[str, Any]], list[dict[str, Any]] | None, bool, str]]] = {
+        "call": [],
+        "search_call": [],
+        "after_result": [],
+        "json": [],
+    }
+    example = [EXAMPLE_TIME, EXAMPLE_WEATHER]
+    for text in AGENT_PROMPTS:
+        cases["call"].append(([{"role": "user", "content": text}], example, True, "call"))
+    for text in SEARCH_PROMPTS:
+        cases["search_call"].append(([{"role": "user", "content": text}], [SEARCH], True, "call"))
+    for text in AGENT_PROMPTS[:3]:
+        call = {
+            "type": "function",
+            "function": {"name": "get_current_weather", "arguments": {"location": "杭州"}},
+        }
+        msgs = [
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "content": "杭州今天是晴天。"},
+        ]
+        cases["after_result"].append((msgs, example, True, "text"))
+    for text in JSON_PROMPTS:
+        cases["json"].append(([{"role": "user", "content": text}], None, False, "json"))
+    report: dict[str, str] = {}
+    for sampled in (False, True):
+        for key, items in cases.items():
+            fails: list[str] = []
+            total = 0
+            for i in range(runs):
+                msgs, tools, thinking, want = items[i % len(items)]
+                if not sampled and i >= len(items):
+                    break
+                total += 1
+                text = template.render(
+                    messages=msgs, tools=tools, add_generation_prompt=True, enable_thinking=thinking
+                )
+                ids = llm.tokenize(text.encode(), add_bos=False, special=True)
+                out, _ = _generate(llm, ids, sampled, 200, seed=2000 + i)
+                decoded = llm.detokenize(out).decode(errors="replace")
+                answer = decoded.split("</think>")[-1].strip() if thinking else decoded.strip()
+                why = _verdict(out, thinking)
+                if not why and want == "call":
+                    why = _call_verdict(answer, {t["function"]["name"] for t in tools or ()})
+                elif not why and want == "text" and "<tool_call>" in answer:
+                    why = "called again"
+                elif not why and want == "json":
+                    try:
+                        json.loads(answer.removesuffix("<|im_end|>"))
+                    except ValueError:
+                        why = "not JSON"
+                if why:
+                    fails.append(f"{why}: {decoded!r}")
+            name = f"{'sampled' if sampled else 'greedy'}/{key}"
+            report[name] = f"{total - len(fails)}/{total}"
+            for f in fails[:3]:
+                log.info("%s FAIL %s", name, f)
     return report
 
 
@@ -480,9 +607,7 @@ def show_examples(gguf: Path) -> None:
 
     load_cpu_backend()  # a portable build has no default search path for its CPU variants
     llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False, seed=0)
-    template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
-        llm.metadata["tokenizer.chat_template"]
-    )
+    template = _jinja(jinja2).from_string(llm.metadata["tokenizer.chat_template"])
     for thinking in (True, False):
         for msgs in _check_conversations(4):
             text = template.render(messages=msgs, add_generation_prompt=True, enable_thinking=thinking)

@@ -16,7 +16,7 @@ NODE_DIR = Path(__file__).parent.parent / "node"
 
 
 def run_node_example(
-    live: LiveServer, model: str, script: str = "seed_stream.mjs"
+    live: LiveServer, model: str, script: str = "seed_stream.mjs", *, timeout: float = 120
 ) -> list[dict[str, object]]:
     if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "openai").exists():
         pytest.skip("Node.js or tests/node/node_modules missing: run `make install-dev`")
@@ -26,7 +26,9 @@ def run_node_example(
         "THINKSERVE_BASE_URL": live.openai_base,
         "THINKSERVE_MODEL": model,
     }
-    out = subprocess.run(["node", script], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        ["node", script], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 

@@ -1,18 +1,18 @@
-"""Function calling and JSON mode on the real llama.cpp engine, run in its own supervised process
-(so the grammar crosses the engine's wire as data), with the tiny Qwen3 test model.
+"""Forced function calls and JSON schemas on the real llama.cpp engine, run in its own supervised
+process (so the grammar crosses the engine's wire as data), with the tiny Qwen3 test model. (Model
+Studio's example left to the model's own choice is ``test_tools_example_real.py``.)
 
-The tiny model was not trained to call tools, so the first turn forces the weather call: with
-thinking on that takes thinkserve's ``constrain_after_thinking`` (Model Studio refuses forced calls
-while thinking); the model thinks freely, then writes the call under the grammar. The tool's result
-is then fed back without ``tool_choice``, and the model answers in text.
+The first turn forces the weather call: with thinking on that takes thinkserve's
+``constrain_after_thinking`` (Model Studio refuses forced calls while thinking); the model thinks
+freely, then writes the call under the grammar. The tool's result is then fed back without
+``tool_choice``, and the model answers.
 
-JSON answers are asked for with bounded schemas for the same reason: the grammar keeps every
-answer valid JSON, but a model that never closes its string runs into ``max_tokens`` (the tiny
-model does exactly that under ``json_object``; README "JSON output").
+The weather tool's ``location`` has a ``maxLength`` here, and the JSON schemas bound their strings:
+the grammar makes any string valid JSON, but only the model decides when to close one, and these
+tests hold the grammar's bounds, whatever the model would write.
 
-The example's weather tool gets one change: ``location`` has a ``maxLength``. The grammar makes any
-string valid JSON, but only the model decides when to close one, and the tiny model, which never
-saw a tool call, would go on writing the city's name until ``max_tokens``.
+``test_auto_choice_calls_follow_the_schema`` leaves the choice to the model (``tool_choice`` auto):
+the tiny model writes its own Hermes call, and the lazy grammar holds it to the tool's schema.
 """
 
 from __future__ import annotations
@@ -267,3 +267,34 @@ def test_json_after_free_thinking_with_our_option(live: LiveServer) -> None:
     message = response.choices[0].message
     assert message.reasoning_content  # type: ignore[attr-defined]
     jsonschema.validate(json.loads(message.content or ""), SCHEMA)
+
+
+# The example's weather tool with a required enum: a model that writes the call it learned
+# ({"location": ...}) or the parameters' schema as its arguments breaks it; under auto choice the
+# lazy grammar makes the call it begins an instance of the schema.
+ENUM_TOOLS = copy.deepcopy(TOOLS)
+ENUM_WEATHER = ENUM_TOOLS[1]["function"]["parameters"]
+ENUM_WEATHER["properties"]["unit"] = {"type": "string", "enum": ["celsius", "fahrenheit"]}
+ENUM_WEATHER["required"] = ["location", "unit"]
+
+
+def test_auto_choice_calls_follow_the_schema(live: LiveServer) -> None:
+    """``tool_choice`` auto (the default): the model decides to call after its reasoning (the
+    tiny model is trained to when asked to use a tool); the call it writes is then held to the
+    tool's schema (``tests/engine/test_lazy_grammar.py`` checks the same whatever the model)."""
+    response = client(live).chat.completions.create(
+        model="qwen-plus",
+        messages=[
+            {"role": "user", "content": "What is the weather like in Hangzhou right now? Use the tool."}
+        ],
+        tools=ENUM_TOOLS,
+        temperature=0,
+        max_tokens=LIMIT,
+        extra_body=THINK,
+    )
+    choice = response.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    assert choice.message.reasoning_content  # type: ignore[attr-defined]
+    (call,) = choice.message.tool_calls or ()
+    assert call.function.name == "get_current_weather", call
+    jsonschema.validate(json.loads(call.function.arguments), ENUM_WEATHER)

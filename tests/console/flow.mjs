@@ -74,7 +74,8 @@ async function playground(page, cdp, requests) {
     downloadThroughput: 1500,
     uploadThroughput: -1,
   });
-  await page.fill("#play-input", "What is 2 + 3? Explain briefly.");
+  // A question whose answer is a sentence: it must still be streaming once 3 characters are in.
+  await page.fill("#play-input", "Tell me about the moon.");
   await page.keyboard.press("Control+Enter");
   const turn = page.locator(".turn").nth(0);
   await page.waitForSelector(".turn .reasoning-text:not(:empty)");

@@ -81,9 +81,10 @@ def finished(events: Sequence[EngineEvent]) -> EngineFinished:
 
 
 def stop_prompt(engine: LlamaCppEngine) -> list[int]:
-    """A prompt whose greedy continuation is "OK" then <|im_end|>: the pattern repeats in context."""
-    turns = "".join("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nOK<|im_end|>\n" for _ in range(6))
-    return engine.tokenizer.encode(f"{turns}<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nOK")
+    """A greeting with thinking off: the greedy answer is a short "Hello!" then <|im_end|>."""
+    return engine.tokenizer.encode(
+        "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
 
 
 # -- tokenizer --------------------------------------------------------------------------------

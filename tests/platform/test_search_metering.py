@@ -23,6 +23,7 @@ from thinkserve.platform.journal import decode, encode
 from thinkserve.platform.metering import UsageRecord
 from thinkserve.platform.report import aggregate
 from thinkserve.platform.store import Store
+from thinkserve.search.calls import MAX_SEARCHES
 from thinkserve.search.settings import SearchSettings
 from thinkserve.service.generation import Runtime
 from thinkserve.thinking.chat_format import ChatFormat
@@ -117,10 +118,12 @@ def test_http_requests_record_their_searches(db: str | None, tmp_path: Path) -> 
         "hit": {"enable_search": True},
         "miss": {"enable_search": True, "search_options": {"enable_source": True}},
         "off": {},
+        "thrice": {"enable_search": True},
     }
     try:
         for name, extra in asked.items():
             question = "flamingo keys" if name != "miss" else "quasars"
+            engine.tool_rounds = 10 if name == "thrice" else 1
             body = {"model": "qwen-plus", "messages": [{"role": "user", "content": question}], **extra}
             headers = {"authorization": f"Bearer {ADMIN_KEY}", "x-dashscope-workspace": name}
             r = httpx.post(live.base_url + "/compatible-mode/v1/chat/completions", json=body, headers=headers)
@@ -144,18 +147,22 @@ def test_http_requests_record_their_searches(db: str | None, tmp_path: Path) -> 
     finally:
         stop(running)
     by_name = {row.workspace: row for row in rows}
+    # "hit", "miss" and "thrice": the model called the search itself, which counts even when it
+    # finds nothing; "thrice" called it until it had no searches left.
     assert {n: by_name[n].search_calls for n in [*asked, "native"]} == {
         "forced": 1,
         "hit": 1,
-        "miss": 0,
+        "miss": 1,
         "off": 0,
+        "thrice": MAX_SEARCHES,
         "native": 1,
     }
     assert {n: by_name[n].cost_nano for n in [*asked, "native"]} == {
         "forced": 4_000_000,
         "hit": 4_000_000,
-        "miss": 0,
+        "miss": 4_000_000,
         "off": 0,
+        "thrice": MAX_SEARCHES * 4_000_000,
         "native": 4_000_000,
     }
     assert all(row.model == "qwen-plus" and row.key_id for row in rows)

@@ -1,4 +1,5 @@
-"""Scripted vLLM-protocol upstreams on loopback, for the pool's failure paths.
+"""Scripted upstreams on loopback (vLLM's protocol, or llama.cpp server's), for the pool's failure
+paths.
 
 Fast and deterministic where the token server (``token_server``, the real engine) is not: it
 refuses connections, answers 500, or breaks a stream after N tokens on demand. Each script is an
@@ -30,6 +31,12 @@ class ScriptTokenizer(FakeTokenizer):
 
     def is_eog(self, token: int) -> bool:
         return self.is_end(token)
+
+    def token_bytes(self, token: int) -> bytes:
+        try:
+            return self.piece(token).encode("utf-8")
+        except ValueError:  # below the offset, or a surrogate: no character
+            return b""
 
 
 class _Decoder:
@@ -66,6 +73,11 @@ class Script:
     """Seconds between two tokens (a stream that holds its connection a while)."""
     reply_ids: list[int] | None = None
     """Token ids to send instead of the reply's."""
+    protocol: str = "vllm"
+    """``llamacpp``: ``/props`` and ``/completion``, in llama.cpp server's shape."""
+    withhold: frozenset[int] = frozenset()
+    """llama.cpp: positions in a completion sent only as text in the next token's event (what
+    the real server does with a token that ends inside a UTF-8 character)."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     wholes: int = 0
     """Completions asked with ``"stream": false`` (answered whole)."""
@@ -75,7 +87,9 @@ class Script:
         async def handle(request: web.Request) -> web.StreamResponse:
             path = request.path
             if path == "/props":
-                return web.Response(status=404)
+                if self.protocol != "llamacpp":
+                    return web.Response(status=404)
+                return _json(200, {"default_generation_settings": {"n_ctx": self.context}})
             if path == "/health":
                 return web.Response(status=200)
             if path == "/v1/models":
@@ -93,13 +107,17 @@ class Script:
         self, request: web.Request, body: dict[str, Any], tokenizer: ScriptTokenizer
     ) -> web.StreamResponse:
         prompt: list[int] = body["prompt"]
-        cached = max((_common(prompt, old) for old in self.prompts), default=0)
+        cached = max((common_prefix(prompt, old) for old in self.prompts), default=0)
         self.prompts.append(prompt)
         script = self.reply_ids if self.reply_ids is not None else tokenizer.encode(self.reply)
         # Continue the script from where the prompt already is (a continuation after a pause).
         start = _resume_point(prompt, script, tokenizer)
-        out = script[start : start + body["max_tokens"]]
+        out = script[start : start + body.get("max_tokens", body.get("n_predict", 0))]
         ended = start + len(out) >= len(script)
+        if self.protocol == "llamacpp":
+            return await self._llamacpp(
+                request, out, ended, cached, tokenizer, stream=bool(body.get("stream"))
+            )
         usage = {"prompt_tokens": len(prompt), "prompt_tokens_details": {"cached_tokens": cached}}
         if not body.get("stream"):
             return await self._whole(request, out, "stop" if ended else "length", usage)
@@ -145,12 +163,49 @@ class Script:
         choice = {"index": 0, "text": "", "token_ids": out, "finish_reason": finish}
         return _json(200, {"choices": [choice], "usage": usage})
 
+    async def _llamacpp(
+        self,
+        request: web.Request,
+        out: list[int],
+        ended: bool,
+        cached: int,
+        tokenizer: ScriptTokenizer,
+        *,
+        stream: bool,
+    ) -> web.StreamResponse:
+        final = {"content": "", "tokens": [], "stop": True, "stop_type": "eos" if ended else "limit"}
+        final |= {"tokens_predicted": len(out), "timings": {"cache_n": cached}}
+        if not stream:
+            # One object like the last event, with every id and the whole text (as the real server).
+            self.wholes += 1
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            final |= {"content": "".join(tokenizer.piece(t) for t in out), "tokens": out}
+            return _json(200, final)
+        lines = []
+        held = ""
+        for i, token in enumerate(out):
+            text = held + tokenizer.piece(token)
+            if i in self.withhold:
+                held = text
+                continue
+            held = ""
+            event = {"content": text, "tokens": [token], "stop": False, "tokens_predicted": i + 1}
+            lines.append(b"data: " + orjson.dumps(event) + b"\n\n")
+        lines.append(b"data: " + orjson.dumps(final) + b"\n\n")
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"".join(lines))
+        await response.write_eof()
+        return response
+
 
 def _json(status: int, data: object) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
-def _common(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading items ``a`` and ``b`` share."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

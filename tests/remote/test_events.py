@@ -28,6 +28,19 @@ def test_one_read_of_many_events_is_one_chunk() -> None:
     assert reader.end() == Chunk()
 
 
+def test_llamacpp_events_of_one_read_keep_their_counts_as_parts() -> None:
+    def llama(data: dict[str, object]) -> bytes:
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    # Token 2 ends inside a character: no event of its own; the next one carries its bytes.
+    one = {"content": "a", "tokens": [1], "stop": False, "tokens_predicted": 1}
+    three = {"content": "\u00e9", "tokens": [3], "stop": False, "tokens_predicted": 3}
+    end = {"content": "", "tokens": [], "stop": True, "stop_type": "eos", "timings": {"cache_n": 0}}
+    chunk = EventReader(LlamaCppWire()).feed(llama(one) + llama(three) + llama(end))
+    parts = (Chunk([1], generated=1, text="a"), Chunk([3], generated=3, text="\u00e9"), Chunk([], "stop", 0))
+    assert chunk == Chunk([1, 3], "stop", 0, generated=3, parts=parts)
+
+
 def test_an_event_split_across_reads_waits_for_its_end() -> None:
     reader = EventReader(VllmWire())
     data = event([1]) + event([2], "length")

@@ -87,6 +87,10 @@ def test_streamed_text_is_the_decoded_text(folder: Path) -> None:
     pieces = [decoder.feed(t) for t in ids]
     assert "".join(pieces) + decoder.flush() == vocab.tokenizer.decode(ids) == text
     assert "" in pieces  # a multi-byte character split over tokens waits for its last byte
+    # Each token's bytes, parts of a character included, are what llama.cpp server sends.
+    assert b"".join(vocab.tokenizer.token_bytes(t) for t in ids) == text.encode()
+    dragon = vocab.tokenizer.encode("龍")
+    assert [len(vocab.tokenizer.token_bytes(t)) for t in dragon] == [1, 1, 1]
 
 
 def test_the_chat_template_comes_from_the_config(folder: Path) -> None:
@@ -117,6 +121,9 @@ def test_the_tiny_model_s_hf_export_tokenizes_like_its_gguf() -> None:
         ]:
             assert files.tokenizer.encode(text) == gguf.tokenizer.encode(text)
         assert files.tokenizer.control_texts >= {"<|im_start|>", "<|im_end|>"}
+        # Every token's bytes alike (what recovers ids that llama.cpp server sent as bytes only).
+        for token in range(gguf.tokenizer.n_vocab):
+            assert files.tokenizer.token_bytes(token) == gguf.tokenizer.token_bytes(token), token
     finally:
         if gguf.close is not None:
             gguf.close()

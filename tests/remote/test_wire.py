@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from thinkserve.core.types import SamplingParams
-from thinkserve.engine.remote.llamacpp_wire import LlamaCppWire
+from thinkserve.engine.remote.llamacpp_wire import LOOKAHEAD, LlamaCppWire
 from thinkserve.engine.remote.vllm_wire import VllmWire
 from thinkserve.engine.remote.wire import Chunk, WireError
 
@@ -53,11 +53,24 @@ def test_vllm_errors(data: object) -> None:
 def test_llamacpp_body_and_chunks() -> None:
     wire = LlamaCppWire()
     body = wire.body([1, 2], 5, SamplingParams(temperature=0.0, seed=None), None, stream=True)
-    assert body["prompt"] == [1, 2] and body["n_predict"] == 5 and body["return_tokens"] is True
+    # A few tokens more than asked: the last one asked may wait for the next (pieces).
+    assert body["prompt"] == [1, 2] and body["n_predict"] == 5 + LOOKAHEAD and body["return_tokens"] is True
+    whole = wire.body([1, 2], 5, SamplingParams(temperature=0.0, seed=None), None, stream=False)
+    assert whole["stream"] is False and whole["n_predict"] == 5  # every id comes back: none ahead
     assert body["seed"] == -1 and body["min_p"] == 0.0 and body["cache_prompt"] is True
-    assert wire.chunk({"content": "Hi", "tokens": [13048], "stop": False}) == Chunk([13048])
+    assert wire.chunk({"content": "Hi", "tokens": [13048], "stop": False}) == Chunk([13048], text="Hi")
+    partial = {"content": "😀", "tokens": [222], "stop": False, "tokens_predicted": 3}
+    assert wire.chunk(partial) == Chunk([222], generated=3, text="😀")
     final = {"content": "", "tokens": [], "stop": True, "stop_type": "limit", "timings": {"cache_n": 30}}
     assert wire.chunk(final) == Chunk([], "length", 30)
+    answer = {
+        "content": "Hi😀",
+        "tokens": [13048, 9, 222],
+        "stop": True,
+        "stop_type": "limit",
+        "tokens_predicted": 3,
+    }
+    assert wire.chunk(answer) == Chunk([13048, 9, 222], "length", 0)  # "stream": false: every id
     eos = {"tokens": [], "stop": True, "stop_type": "eos", "tokens_cached": 99}
     assert wire.chunk(eos) == Chunk([], "stop", 0)  # tokens_cached counts generated tokens too
     with pytest.raises(WireError, match="slot"):

@@ -2,8 +2,9 @@
 vLLM's token-level completions protocol, or behind llama.cpp server's ``/completion``.
 
 Token ids, sampling, counts and prefix caching are the real engine's; only the HTTP shape is
-re-created from the two servers' documentation (see ``engine/remote/vllm_wire.py`` and
-``llamacpp_wire.py`` for the exact fields). Run it as a process, so a test can kill it::
+re-created from the two servers' documentation and sources (see ``engine/remote/vllm_wire.py``
+and ``llamacpp_wire.py`` for the exact fields; tests/remote/test_llamacpp_real.py runs the real
+``llama-server``). Run it as a process, so a test can kill it::
 
     python -m tests.remote.token_server --model tests/fixtures/tiny-qwen3.gguf --port 8101 \\
         [--protocol vllm|llamacpp] [--token-delay 0.01] [--first-token-delay 1.0]
@@ -173,9 +174,11 @@ class TokenServer:
     async def llamacpp(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
         prompt, max_tokens = body.get("prompt"), body.get("n_predict", 16)
-        problem = self.check(prompt, max_tokens)
+        # llama.cpp server refuses only a prompt that fills the context; generation stops there.
+        problem = self.check(prompt, 1 if isinstance(max_tokens, int) and max_tokens > 0 else max_tokens)
         if problem is not None:
             return _error(problem)
+        max_tokens = min(max_tokens, self.engine.context_length - len(prompt))
         seed = body.get("seed", -1)
         sampling = SamplingParams(
             temperature=float(body.get("temperature", 0.8)),
@@ -202,9 +205,16 @@ class TokenServer:
             }
 
         async def stream() -> AsyncIterator[bytes]:
+            n = 0
             async for event in self.events(engine_request):
                 if isinstance(event, TokenEvent):
-                    yield _sse({"index": 0, "content": event.text, "tokens": [event.token], "stop": False})
+                    n += 1
+                    # As llama.cpp server does, a token that leaves a UTF-8 character open gets no
+                    # event: its bytes come in the next one's content, tokens_predicted counts it.
+                    if not event.text and self.engine.tokenizer.token_bytes(event.token):
+                        continue
+                    data = {"index": 0, "content": event.text, "tokens": [event.token], "stop": False}
+                    yield _sse({**data, "tokens_predicted": n})
                 else:
                     yield _sse(final(event, "", []))
 

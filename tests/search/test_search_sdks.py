@@ -1,5 +1,6 @@
 """``enable_search`` through the official SDKs on the fake engine, searching a folder of documents:
-both dialects, streamed and not; sources, usage.plugins, citations, prepended sources."""
+both dialects, streamed and not; sources, usage.plugins, citations, prepended sources. Most use
+``forced_search`` (the search before generation); ``test_search_loop`` has the model's own calls."""
 
 from __future__ import annotations
 
@@ -76,19 +77,22 @@ def test_openai_without_sources_searches_but_returns_no_search_info(search_serve
     assert "search_info" not in (completion.model_extra or {})
     assert completion.usage is not None
     assert (completion.usage.model_extra or {})["plugins"]["search"]["count"] == 1
-    assert "The flamingo procedure rotates every API key weekly." in search_server.prompt_text()
+    # The model called the search itself: the results came back as the tool's result.
+    prompt = search_server.prompt_text()
+    assert "<tool_response>\n[1] Rotating keys" in prompt
+    assert "The flamingo procedure rotates every API key weekly." in prompt
 
 
-def test_unforced_search_without_hits_is_no_search(search_server: SearchServer) -> None:
+def test_a_search_the_model_called_counts_without_hits(search_server: SearchServer) -> None:
     completion = _openai(search_server).chat.completions.create(
         model="qwen-plus",
         messages=[{"role": "user", "content": "Tell me about quasars."}],
         extra_body={"enable_search": True, "search_options": {"enable_source": True}},
     )
-    assert "search_info" not in (completion.model_extra or {})
+    assert (completion.model_extra or {})["search_info"] == {"search_results": []}
     assert completion.usage is not None
-    assert "plugins" not in (completion.usage.model_extra or {})
-    assert "# Search results" not in search_server.prompt_text()
+    assert (completion.usage.model_extra or {})["plugins"]["search"]["count"] == 1
+    assert "<tool_response>\nNo results.\n</tool_response>" in search_server.prompt_text()
 
 
 def test_forced_search_without_hits_still_counts(search_server: SearchServer) -> None:

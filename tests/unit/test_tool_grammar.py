@@ -1,20 +1,26 @@
-"""Grammars for forced calls and JSON mode: llama.cpp parses every one of them, and they take the
-shapes of each family's calls. Dated snapshot names resolve by the documented rule."""
+"""Grammars for forced calls, auto-mode calls and JSON mode: llama.cpp parses every one of them,
+they take the shapes of each family's calls, and an auto-mode call keeps to the offered tools'
+schemas. Dated snapshot names resolve by the documented rule."""
 
 from __future__ import annotations
 
+import ctypes
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 import pytest
 
 from thinkserve.catalogue import snapshots
 from thinkserve.catalogue.spec import load_catalogue
 from thinkserve.core.errors import InvalidParameter
-from thinkserve.core.types import ResponseFormat, ToolSpec
+from thinkserve.core.types import ResponseFormat, SamplingParams, ToolSpec
+from thinkserve.engine.llamacpp.grammar import ConstraintState
+from thinkserve.engine.protocol import Constraint, EngineRequest
 from thinkserve.tools import grammar
 from thinkserve.tools.formats import DEEPSEEK, HERMES, KIMI, CallFormat
 
@@ -138,3 +144,158 @@ def test_strings_exclude_raw_control_characters() -> None:
     )
     (char,) = [line for line in rules.splitlines() if line.startswith("char ::=")]
     assert "\\x00-\\x1F" in char
+
+
+# -- auto mode: the rest of a call after its marker -----------------------------------------
+
+MODE = ToolSpec(
+    "set_mode",
+    "mode",
+    json.dumps(
+        {
+            "type": "object",
+            "properties": {"mode": {"type": "string", "enum": ["fast", "slow"]}},
+            "required": ["mode"],
+        }
+    ),
+)
+
+
+def follows(vocab: Any, rules: str, text: str) -> tuple[bool, bool]:
+    """Whether ``text`` (tokenized, special tokens parsed) keeps to ``rules``, and whether the
+    grammar may end there (an end-of-generation token passes it)."""
+    grammar = llama_cpp.llama_sampler_init_grammar(vocab, rules.encode(), b"root")
+    assert grammar, rules
+    try:
+        data = text.encode()
+        buf = (llama_cpp.llama_token * (len(data) + 8))()
+        n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, len(buf), False, True)
+        assert n >= 0
+        for token in buf[:n]:
+            if not _allowed(grammar, token):
+                return False, False
+            llama_cpp.llama_sampler_accept(grammar, token)
+        return True, _allowed(grammar, int(llama_cpp.llama_vocab_eos(vocab)))
+    finally:
+        llama_cpp.llama_sampler_free(grammar)
+
+
+def _allowed(grammar: Any, token: int) -> bool:
+    data = (llama_cpp.llama_token_data * 1)(llama_cpp.llama_token_data(token, 0.0, 0.0))
+    array = llama_cpp.llama_token_data_array(data=data, size=1, selected=-1, sorted=False)
+    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(array))
+    return bool(data[0].logit > -1e30)
+
+
+def hermes(name: str, arguments: str) -> str:
+    return f'\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>'
+
+
+@pytest.mark.parametrize("fmt", [HERMES, DEEPSEEK, KIMI], ids=lambda f: f.name)
+@pytest.mark.parametrize("parallel", [False, True])
+def test_trigger_grammars_parse_and_start_after_the_marker(
+    vocab: Any, fmt: CallFormat, parallel: bool
+) -> None:
+    rules = grammar.trigger_grammar(fmt, [NO_ARGS, WEATHER, MODE], parallel=parallel)
+    assert parses(vocab, rules), rules
+    (root,) = [line for line in rules.splitlines() if line.startswith("root ::=")]
+    assert not root.removeprefix("root ::= ").startswith(json.dumps(fmt.call_begin, ensure_ascii=False))
+    assert fmt.call_end in root
+    assert (fmt.call_begin in rules) is parallel  # only further calls spell the marker out
+    assert all(name in rules for name in ("get_current_time", "get_current_weather", "set_mode"))
+    if fmt.section_end:
+        assert fmt.section_end in root
+
+
+def test_the_call_after_the_marker_follows_the_tools_schemas(vocab: Any) -> None:
+    rules = grammar.trigger_grammar(HERMES, [WEATHER, MODE], parallel=False)
+    assert follows(vocab, rules, hermes("set_mode", '{"mode": "fast"}')) == (True, True)
+    weather = hermes("get_current_weather", '{"location": "Hangzhou"}')
+    assert follows(vocab, rules, weather + "\n") == (True, True)
+    # Unfinished: the grammar does not let the answer end there.
+    assert follows(vocab, rules, '\n{"name": "set_mode", "arguments": {"mode": "fast"}}') == (True, False)
+    # What small models write instead: the parameters' schema, an enum's outsider, a missing
+    # required argument, a tool that was not offered, text after the call.
+    schema_as_arguments = '{"type": "object", "properties": {"mode": {"type": "string"}}}'
+    for wrong in [
+        hermes("set_mode", schema_as_arguments),
+        hermes("set_mode", '{"mode": "medium"}'),
+        hermes("get_current_weather", "{}"),
+        hermes("get_current_time", "{}"),
+        hermes("set_mode", '{"mode": "fast"}') + "\nDone.",
+    ]:
+        assert follows(vocab, rules, wrong)[0] is False, wrong
+
+
+def test_parallel_calls_after_the_marker(vocab: Any) -> None:
+    one = hermes("set_mode", '{"mode": "slow"}')
+    two = one + "\n<tool_call>" + hermes("get_current_weather", '{"location": "Hangzhou"}')
+    parallel = grammar.trigger_grammar(HERMES, [WEATHER, MODE], parallel=True)
+    assert follows(vocab, parallel, two) == (True, True)
+    single = grammar.trigger_grammar(HERMES, [WEATHER, MODE], parallel=False)
+    assert follows(vocab, single, two)[0] is False
+    # At most MAX_PARALLEL calls in all.
+    many = one + ("\n<tool_call>" + one) * (grammar.MAX_PARALLEL - 1)
+    rules = grammar.trigger_grammar(HERMES, [MODE], parallel=True)
+    assert follows(vocab, rules, many) == (True, True)
+    assert follows(vocab, rules, many + "\n<tool_call>" + one)[0] is False
+
+
+def test_deepseek_calls_end_with_the_section(vocab: Any) -> None:
+    rules = grammar.trigger_grammar(DEEPSEEK, [MODE], parallel=False)
+    call = 'function<｜tool▁sep｜>set_mode\n```json\n{"mode": "fast"}\n```<｜tool▁call▁end｜>'
+    assert follows(vocab, rules, call) == (True, False)
+    assert follows(vocab, rules, call + "<｜tool▁calls▁end｜>") == (True, True)
+
+
+def test_forced_calls_may_end_with_whitespace(vocab: Any) -> None:
+    rules = grammar.call_grammar(HERMES, [MODE], only=None, parallel=True)
+    call = "<tool_call>" + hermes("set_mode", '{"mode": "fast"}')
+    assert follows(vocab, rules, call + "\n") == (True, True)
+
+
+def _state_after(vocab: Any, text: str) -> tuple[ConstraintState, bool]:
+    rules = grammar.trigger_grammar(HERMES, [MODE], parallel=False)
+    state = ConstraintState(Constraint(rules, trigger="<tool_call>"))
+    state.saw(0, text)
+    assert state.active
+    request = EngineRequest("r", [0], SamplingParams(temperature=0.0), 16)
+    return state, state.ready(request, vocab, int(llama_cpp.llama_vocab_n_tokens(vocab)), 64)
+
+
+def test_text_after_the_trigger_in_its_token_is_fed_to_the_grammar(vocab: Any) -> None:
+    """A tokenizer without a ``<tool_call>`` token may write the trigger and the call's start at once."""
+    state, ready = _state_after(vocab, '<tool_call>\n{"name": "set_')
+    try:
+        assert ready
+        logits = np.zeros(int(llama_cpp.llama_vocab_n_tokens(vocab)), np.float32)
+        logits[int(llama_cpp.llama_vocab_eos(vocab))] = 10.0  # the model would stop: it may not
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(vocab, state.sample(logits), buf, len(buf), 0, True)
+        assert buf.raw[:n].decode()[0] == "m"  # "set_mode" is the only offered name
+    finally:
+        state.free()
+
+
+def test_text_after_the_trigger_that_breaks_the_grammar_leaves_the_rest_free(vocab: Any) -> None:
+    state, ready = _state_after(vocab, "<tool_call>garbage")
+    assert not ready and not state.active and state.grammar is None
+    state.saw(0, "<tool_call>")
+    assert not state.active
+
+
+def test_a_bare_call_is_held_to_the_schema_from_its_brace(vocab: Any) -> None:
+    """The bare call's pattern hands the grammar the answer from its ``{``; the grammar then
+    takes the rest of the call, closed by ``</tool_call>`` (which the tool stage reads)."""
+    pattern = re.compile(grammar.bare_call_pattern([WEATHER, MODE]))
+    answer = '\n\n{"name": "set_mode", "arguments": {"mode": "fast"}}'
+    match = pattern.match(answer)
+    assert match is not None and match.group(1) == '{"name": "set_mode"'
+    assert pattern.match('{"name": "set_mode_x"') is None
+    assert pattern.match('Sure. {"name": "set_mode"') is None
+    rules = grammar.trigger_grammar(HERMES, [WEATHER, MODE], parallel=False)
+    bare = answer[match.start(1) :]
+    assert follows(vocab, rules, bare) == (True, False)
+    assert follows(vocab, rules, bare + "\n</tool_call>") == (True, True)
+    schema_as_arguments = '{"name": "set_mode", "arguments": {"type": "object"'
+    assert follows(vocab, rules, schema_as_arguments)[0] is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -162,6 +163,27 @@ def test_a_bare_hermes_call_of_an_offered_tool_is_a_call(seed: int) -> None:
     assert run(HERMES, '{"a": 1}', seed=seed, names=names) == ('{"a": 1}', {}, None)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_a_bare_call_closed_by_the_end_tag_is_one_call(seed: int) -> None:
+    """What the auto-mode grammar makes of a bare call (``tools.grammar.bare_call_pattern``): it
+    is closed with ``</tool_call>``, and further calls may follow in their tags."""
+    text = (
+        '{"name": "f", "arguments": {"a": 1}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>'
+    )
+    names = frozenset({"f", "g"})
+    assert run(HERMES, text, seed=seed, names=names) == (
+        "",
+        {0: ["call_x", "f", '{"a": 1}'], 1: ["call_x", "g", "{}"]},
+        None,
+    )
+    assert run(HERMES, text, seed=seed, names=names, parallel=False) == (
+        "",
+        {0: ["call_x", "f", '{"a": 1}']},
+        "tool_calls",
+    )
+
+
 def test_an_unclosed_call_still_ends_the_answer_as_a_call() -> None:
     pipeline = DecodePipeline(
         TextSplitter(),
@@ -174,3 +196,21 @@ def test_an_unclosed_call_still_ends_the_answer_as_a_call() -> None:
     pipeline.finish(0)
     assert pipeline.reason("stop") == "tool_calls"
     assert pipeline.reason("length") == "length"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        '<tool_call>\n{"name": "search", "arguments": {"query": "Paris"}}\n</tool_call>',
+        # Another key order: read whole, still the server's.
+        '<tool_call>\n{"arguments": {"query": "Paris"}, "name": "search"}\n</tool_call>',
+    ],
+)
+def test_a_builtin_call_is_kept_from_the_client_and_ends_the_answer(call: str) -> None:
+    stage = ToolCallStage(HERMES, parallel=True, new_id=lambda: "call_x", builtin=frozenset({"search"}))
+    out = stage.feed([Segment("answer", "Let me look. " + call + " more")]) + stage.finish()
+    assert out == [Segment("answer", "Let me look. ")]
+    assert stage.ended == "tool_calls" and not stage.called
+    [kept] = stage.builtin_calls
+    assert (kept.id, kept.name) == ("call_x", "search")
+    assert json.loads(kept.arguments) == {"query": "Paris"}

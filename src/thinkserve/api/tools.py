@@ -39,7 +39,9 @@ def _bad(message: str, param: str) -> InvalidParameter:
 
 
 def _schema(value: object, where: str, param: str) -> str:
-    """A JSON Schema object as canonical JSON text; anything else is refused."""
+    """A JSON Schema object as JSON text, its keys in the caller's order: the chat template renders
+    it as the caller wrote it, as vLLM and Hugging Face's ``apply_chat_template`` do; anything else
+    is refused."""
     if not isinstance(value, dict):
         raise _bad(f"{where} must be a JSON Schema object.", param)
     try:
@@ -48,7 +50,7 @@ def _schema(value: object, where: str, param: str) -> str:
         raise _bad(f"{where} is not a valid JSON Schema: {exc.message}", param) from exc
     except Exception as exc:  # e.g. a "$schema" that is not a string: still the caller's error
         raise _bad(f"{where} is not a valid JSON Schema.", param) from exc
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def parse_tools(raw: list[dict[str, Any]] | None) -> tuple[ToolSpec, ...]:

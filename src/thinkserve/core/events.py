@@ -68,11 +68,14 @@ class SearchResult:
 
 @dataclass(frozen=True, slots=True)
 class Searched:
-    """A search ran before the answer and its results went into the prompt: at most one per
-    stream, just before the first delta (metering counts it as one search call)."""
+    """A search ran and its results went to the model: before generation (one, just before the
+    first delta), or as the result of a call the model made (one per call, between two rounds).
+    Metering counts each as one search call."""
 
     query: str
     results: tuple[SearchResult, ...]
+    """Every result of the response so far, numbered from 1 across its searches (this search's
+    are the last): the last ``Searched`` lists all the sources the client sees."""
     options: SearchOptions
 
 
@@ -88,9 +91,9 @@ class Collected:
     finished: Finished
     tool_calls: tuple[ToolCall, ...] = ()
     searched: Searched | None = None
-    """The last search of the response."""
+    """The last search of the response (its ``results``: all of the response's)."""
     searches: int = 0
-    """How many searches ran (one before generation; a tool-calling loop may run more)."""
+    """How many searches ran (one before generation; the model may call several)."""
 
 
 async def fold(events: AsyncIterator[Event]) -> Collected:

@@ -48,6 +48,10 @@ class Checkpoint:
     close a think block the model forgot to close."""
 
 
+START_WINDOW = 256
+"""Characters of output after the marker within which ``Constraint.start_pattern`` may match."""
+
+
 @dataclass(frozen=True, slots=True)
 class Constraint:
     """Constrained decoding as data (it crosses the engine process's wire as is): a llama.cpp
@@ -57,18 +61,42 @@ class Constraint:
 
         Constraint('root ::= [ \\t\\n]{0,4} "<tool_call>" ...', after_token=151668)
 
+    With a ``trigger`` or a ``start_pattern`` the grammar is lazy (llama.cpp's "lazy grammars",
+    for ``tool_choice`` auto): past the marker decoding stays free until one of them fires, and
+    the grammar applies from the next sampled token::
+
+        Constraint('root ::= [ \\t\\n]{0,4} "{" space "\\"name\\"" ...', after_token=151668,
+                   trigger="<tool_call>", start_pattern='\\s*(\\{\\s*"name"\\s*:\\s*"(?:f|g)")')
+
+    - ``trigger``: a text anywhere in the output past the marker (sampled or injected); the
+      grammar describes what follows it (text after it in the same token is fed to it first);
+    - ``start_pattern``: a regular expression (Python's ``re``) matched at the start of the output
+      past the marker (the answer), while that is at most ``START_WINDOW`` characters long; the
+      grammar is fed the answer from
+      the match's first group on (llama.cpp's full-pattern trigger, for Hermes calls written
+      bare, without their tags).
+
+    Both are looked for only after the marker, so reasoning never fires them.
+
     Tokens injected after a pause are not fed to the grammar (the budget's early-stop text ends
     in whitespace, which every grammar of ``tools.grammar`` allows before its first character).
-    An engine that cannot constrain says so in its docs (the scripted fake engine ignores it).
+    Only the llama.cpp engine constrains; the others (vLLM, remote servers, the scripted fake
+    engine) ignore constraints, as their docs say.
     """
 
     grammar: str
     after_token: int | None = None
     after_text: str | None = None
+    trigger: str | None = None
+    start_pattern: str | None = None
 
     @property
     def immediate(self) -> bool:
         return self.after_token is None and self.after_text is None
+
+    @property
+    def lazy(self) -> bool:
+        return self.trigger is not None or self.start_pattern is not None
 
 
 @dataclass(frozen=True, slots=True)

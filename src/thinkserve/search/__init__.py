@@ -1,4 +1,4 @@
-"""Web search for ``enable_search`` (imports core, thinking).
+"""Web search for ``enable_search`` (imports core, tools).
 
 The pieces, from the bottom up:
 
@@ -10,13 +10,13 @@ The pieces, from the bottom up:
   plus its function schema (``tool.schema``) and the text a model reads of its results;
 - ``context``: where results go in the conversation (a system block) and the citation rule;
 - ``citations``: rewrites the answer's citation markers into the asked ``citation_format``;
-- ``web_search``: ``WebSearch``, the step the request flow runs before generation.
+- ``calls``: ``SearchCalls``, the built-in ``search`` tool of one request (``tools.builtin``):
+  the model calls it while it thinks, and its results are numbered across the request's searches;
+- ``web_search``: ``WebSearch``, the request flow's search step: the tool for the model to call,
+  or the search before generation (``forced_search``, a template without tools), and the rule of
+  which.
 
-**The seam for tool calling.** Today the search runs before generation (``WebSearch.before``). A
-model that may call the search itself while thinking gets ``SearchTool.schema`` among its tools;
-when it emits a call named ``search``, the tool-calling loop runs
-``results, text = await tool.call(arguments, options.strategy)`` (the model's JSON text, checked
-there), appends ``text`` as the ``tool`` message, emits ``Searched`` with ``results`` (metering
-counts one call per event, the dialects write ``search_info`` and ``usage.plugins`` from it) and
-resumes.
+The model's calls run in ``service.rounds``: each one's ``Searched`` (every result so far) goes
+into the stream, metering counts one call per event, and the dialects write ``search_info`` and
+``usage.plugins`` from the last one and the count.
 """

@@ -2,7 +2,8 @@
 search).
 
 Models write ``[1]``, ``[ref_1]`` or ``[^1]`` whatever they were told; each marker that names a
-result (1 to the number of results) becomes the asked format. Reasoning is left as it is. A marker
+result (1 to the number of results so far: each ``Searched`` in the stream brings the count of
+the response's results) becomes the asked format. Reasoning is left as it is. A marker
 split across deltas is held back until it is whole::
 
     AnswerDelta("see [re") AnswerDelta("f_2] and [7]")   format "[<number>]", 3 results
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
-from thinkserve.core.events import AnswerDelta, Event, Finished
+from thinkserve.core.events import AnswerDelta, Event, Finished, Searched
 from thinkserve.search.context import marker
 
 _MARKER = re.compile(r"\[(?:ref_|\^)?(\d{1,3})\]")
@@ -25,7 +26,8 @@ _HELD_MAX = len("[ref_999]")
 class CitationRewriter:
     def __init__(self, citation_format: str, results: int) -> None:
         self._format = citation_format
-        self._results = results
+        self.results = results
+        """How many results markers may name (1 to this)."""
         self._held = ""
 
     def feed(self, text: str) -> str:
@@ -43,7 +45,7 @@ class CitationRewriter:
 
     def _rewrite(self, m: re.Match[str]) -> str:
         n = int(m.group(1))
-        return marker(self._format, n) if 1 <= n <= self._results else m.group(0)
+        return marker(self._format, n) if 1 <= n <= self.results else m.group(0)
 
 
 async def rewritten(events: AsyncIterator[Event], rewriter: CitationRewriter) -> AsyncIterator[Event]:
@@ -55,7 +57,9 @@ async def rewritten(events: AsyncIterator[Event], rewriter: CitationRewriter) ->
                 if text:
                     yield AnswerDelta(text, event.usage)
                 continue
-            if isinstance(event, Finished):
+            if isinstance(event, Searched):
+                rewriter.results = len(event.results)
+            elif isinstance(event, Finished):
                 tail = rewriter.finish()
                 if tail:
                     yield AnswerDelta(tail, event.usage)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from thinkserve.core.events import Searched
-from thinkserve.core.types import Message
+from thinkserve.core.types import Message, SearchOptions
 from thinkserve.search.tool import SearchTool
 
 QUERY_CHARS = 400
@@ -41,6 +41,13 @@ def marker(citation_format: str, index: int) -> str:
     return citation_format.replace("<number>", str(index))
 
 
+def citation_rule(options: SearchOptions) -> str:
+    """What the model is told with ``enable_citation``: ``After a sentence that uses a result,
+    cite it as [ref_1] (the result's number).``"""
+    first = marker(options.citation_format, 1)
+    return f"After a sentence that uses a result, cite it as {first} (the result's number)."
+
+
 def search_block(searched: Searched) -> str:
     lines = ["# Search results", f"Results of a search for: {searched.query}", ""]
     if searched.results:
@@ -48,10 +55,7 @@ def search_block(searched: Searched) -> str:
         lines.append("")
         rule = "Use these results when they help answer."
         if searched.options.citations:
-            rule += (
-                " After a sentence that uses a result, cite it as "
-                f"{marker(searched.options.citation_format, 1)} (the result's number)."
-            )
+            rule += " " + citation_rule(searched.options)
         lines.append(rule)
     else:
         lines.append("The search found nothing: answer from what you know.")

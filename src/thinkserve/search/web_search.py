@@ -1,18 +1,26 @@
-"""``WebSearch``: the search step the request flow runs before generation (imports core, search).
+"""``WebSearch``: the search step of the request flow (imports core, tools, search).
 
-**When it searches** (Model Studio lets the model decide; here the rule is fixed):
+**Who searches.** Model Studio lets the model decide; so does thinkserve where the model can:
 
-- ``forced_search: true``: always. The search counts (and is billed) even when it finds nothing;
-  the model is then told so.
-- otherwise (``enable_search`` alone): the last user turn is searched, and the results are used
-  only when there are some. No result means the question needs no search: the request runs as if
-  ``enable_search`` were off (no ``search_info``, no ``usage.plugins``, nothing billed).
+- ``enable_search`` alone, on a model whose chat template renders tools, with an answer nothing
+  constrains (no JSON mode, no forced call of a caller's tool): the model gets the built-in
+  ``search`` tool (``calls.SearchCalls``) and calls it itself, while it thinks, up to
+  ``calls.MAX_SEARCHES`` times (``service.rounds`` runs the loop). Each search that ran counts
+  and is billed, even one that found nothing; results are numbered across the searches.
+- ``forced_search: true``, or a template without tools (or a constrained answer): the search runs
+  before generation (``before``), always with ``forced_search``, and the call counts (and is
+  billed) even when it finds nothing; the model is then told so. Without ``forced_search`` the
+  last user turn is searched and the results are used only when there are some: no result means
+  the request runs as if ``enable_search`` were off (no ``search_info``, no ``usage.plugins``,
+  nothing billed).
 - a provider that fails (down, timed out) is logged and skipped, as Model Studio skips a search
-  over its rate limit: the request succeeds without search.
+  over its rate limit: the request succeeds without search (a model that called it reads that
+  the search is unavailable, and goes on).
 
-A search that ran puts its results into the conversation (``context``) and comes first in the
-event stream as ``Searched``, just before the first delta, so that a failure of the engine still
-gets its own status code. With ``enable_citation`` the answer's markers are rewritten into the
+A search that ran before generation puts its results into the conversation (``context``) and
+comes first in the event stream as ``Searched``, just before the first delta, so that a failure of
+the engine still gets its own status code; one the model called comes as a ``Searched`` where it
+ran, between two rounds. With ``enable_citation`` the answer's markers are rewritten into the
 asked format (``citations``).
 """
 
@@ -23,7 +31,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from thinkserve.core.events import Event, Searched
-from thinkserve.core.types import ChatRequest
+from thinkserve.core.types import ChatRequest, SearchOptions
+from thinkserve.search.calls import SearchCalls
 from thinkserve.search.citations import CitationRewriter, rewritten
 from thinkserve.search.context import query_of, with_results
 from thinkserve.search.folder_index import FolderIndex
@@ -79,6 +88,10 @@ class WebSearch:
         searched = Searched(query, results, options)
         return replace(request, messages=with_results(request.messages, searched)), searched
 
+    def calls(self, options: SearchOptions) -> SearchCalls:
+        """The search tool of one request whose model calls it itself."""
+        return SearchCalls(self.tool, options)
+
     async def aclose(self) -> None:
         if self._watch is not None:
             await self._watch.aclose()
@@ -100,3 +113,11 @@ async def announced(searched: Searched, events: AsyncIterator[Event]) -> AsyncIt
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def cited(options: SearchOptions, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    """``events`` of a request whose model searches itself, with citations rewritten (when asked)
+    as its ``Searched`` events bring results."""
+    if not options.citations:
+        return events
+    return rewritten(events, CitationRewriter(options.citation_format, 0))

@@ -8,8 +8,10 @@ The HTTP layer authenticates and parses, then::
     collected = await running.collect()           # non-streaming; or iterate running.events
     await running.close()                         # always: records usage, cancels the engine
 
-With ``enable_search``, the search runs once admitted, before rendering (``search.web_search``):
-its results join the conversation and its ``Searched`` event leads the stream.
+With ``enable_search`` the model gets the search as a tool it calls itself (``service.rounds``
+runs the loop), or, with ``forced_search`` or a model that cannot call tools, the search runs once
+admitted, before rendering: its results join the conversation and its ``Searched`` event leads the
+stream (``search.web_search`` has the rule).
 
 Admission comes before rendering and tokenizing, so that a key out of money or over its rate
 limits costs the server no tokenizing; it is admitted on a cheap estimate of its prompt tokens and
@@ -21,8 +23,8 @@ Admitted and tokenized, a request then waits for a place in its engine in a line
 in turn (``service.fair``), so that one key's burst cannot starve another key's request.
 
 The first event is pulled before a byte is sent, so that early failures (overload, rate limits)
-still get their own status code. A loop running several generations under one admission belongs
-here too.
+still get their own status code. A model's tool loop runs under one admission and one place in
+the engine's line; the prompts of its later rounds top up the admission's token count.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from thinkserve.core.events import Collected, Event, Searched, fold
 from thinkserve.core.types import ChatRequest
 from thinkserve.platform.metering import metered
 from thinkserve.platform.port import Gate, Principal
-from thinkserve.search.web_search import NOT_SUPPORTED, WebSearch, announced
+from thinkserve.search.web_search import NOT_SUPPORTED, WebSearch, announced, cited
+from thinkserve.service import tooling
 from thinkserve.service.fair import FairLine
 from thinkserve.service.generation import Checked, GenerationService, Plan
 
@@ -157,6 +160,11 @@ class RequestFlow:
         placed = self._placed(principal, plan)
         if searched is not None:
             placed = announced(searched, placed)
+        elif plan.builtins:
+            # The model searches itself: later rounds' prompts count, citations as results come.
+            plan.progress.counted = admission.exact_prompt
+            if checked.request.search is not None:
+                placed = cited(checked.request.search, placed)
         events = metered(gate, admission, plan.thinking, placed, plan.progress, self._defer)
         try:
             first = await anext(events)
@@ -186,10 +194,14 @@ class RequestFlow:
             line.leave()
 
     async def _searched(self, checked: Checked) -> tuple[Checked, Searched | None]:
-        """Search before generation (``search.web_search``): the results join the conversation."""
-        if self._search is None or checked.request.search is None:
+        """The search tool for the model to call; or the search before generation, whose results
+        join the conversation (``search.web_search``)."""
+        search, options = self._search, checked.request.search
+        if search is None or options is None:
             return checked, None
-        request, searched = await self._search.before(checked.request)
+        if not options.forced and tooling.offers_builtins(checked.request, checked.runtime.chat):
+            return replace(checked, builtins=(search.calls(options),)), None
+        request, searched = await search.before(checked.request)
         return replace(checked, request=request), searched
 
     async def _render(self, checked: Checked) -> Plan:

@@ -98,22 +98,31 @@ class DecodePipeline:
         prompt_tokens: int,
         tags: frozenset[int],
         calls: ToolCallStage | None = None,
+        before: Usage | None = None,
     ) -> None:
         self._splitter = splitter
         self._stages = tuple(stages)
         self._calls = calls
-        self._prompt_tokens = prompt_tokens
+        # ``before``: the usage of the response's earlier rounds (``service.rounds``), which the
+        # counts start from, so that every event still carries the response's usage so far.
+        base = before or Usage()
+        self._prompt_tokens = base.prompt_tokens + prompt_tokens
+        self._cached = base.cached_tokens
         # Think-tag token ids: sampled (counted as completion), but not reasoning.
         self._tags = tags
-        self._sampled = 0
-        self._reasoning = 0
+        self._sampled = base.completion_tokens
+        self._reasoning = base.reasoning_tokens
         self.ended: FinishReason | None = None
         """The reason of the stage that ended the generation, if one did."""
         self.usage_so_far = Usage()
         """Updated on every sampled token, whether or not it yields an event."""
 
+    @property
+    def calls(self) -> ToolCallStage | None:
+        return self._calls
+
     def usage(self, cached: int = 0) -> Usage:
-        return Usage(self._prompt_tokens, cached, self._sampled, self._reasoning)
+        return Usage(self._prompt_tokens, self._cached + cached, self._sampled, self._reasoning)
 
     def feed(self, event: TokenEvent) -> list[Event]:
         if event.injected:
@@ -124,7 +133,8 @@ class DecodePipeline:
         self._sampled += 1
         if self._splitter.in_reasoning and event.token not in self._tags:
             self._reasoning += 1
-        self.usage_so_far = usage = self.usage()
+        # Built inline: this runs once per token.
+        self.usage_so_far = usage = Usage(self._prompt_tokens, self._cached, self._sampled, self._reasoning)
         segments = self._splitter.feed(event.token, event.text)
         if not segments:
             return []

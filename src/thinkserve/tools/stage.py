@@ -254,8 +254,9 @@ class ToolCallStage:
             call = _whole_hermes(body)
             if call is not None:
                 name, arguments = call
-                out.append(ToolPiece(self.calls, self._new_id(), name, ""))
-                out.append(ToolPiece(self.calls, None, None, arguments))
+                # As a call read in order: a built-in one is kept from the client.
+                self._start_call(name, None, out)
+                self._emit_args(arguments, out)
                 self._end_call()
                 return
         text = fmt.call_begin + body + (fmt.call_end if closed else "")

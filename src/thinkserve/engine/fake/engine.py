@@ -4,9 +4,11 @@ It speaks the real protocol (checkpoints, pause/resume, cancel, prefix "cache") 
 tokenizer with one token per character, plus the special tokens of a Qwen3-style chat template.
 The reply is scripted: with thinking on it writes ``<think>\\n{reasoning}\\n</think>\\n\\n{answer}``
 then ``<|im_end|>``; with the template's thinking-off prompt it writes only the answer. When the
-prompt offers tools (``<tools>``) and its last turn is not a tool's result, the answer is a Hermes
-call of the tool whose name and description share the most words (or CJK characters) with that
-turn (the first on a tie), each required string parameter set to ``tool_value``::
+prompt offers tools (``<tools>``) and fewer than ``tool_rounds`` (default 1) tool results followed
+the last question (so by default: unless its last turn is a tool's result), the answer is a Hermes
+call of the tool whose name and description share the most words (or CJK characters) with the
+question (the first on a tie), each required string parameter set to ``tool_value``, except one
+named ``query``, which gets the question itself (as a model searching for it would write)::
 
     <tool_call>
     {"name": "get_current_weather", "arguments": {"location": "Hangzhou"}}
@@ -131,10 +133,12 @@ class FakeEngine:
         context_length: int = 4096,
         max_queue: int = 1000,
         tool_value: str = "Hangzhou",
+        tool_rounds: int = 1,
     ) -> None:
         self.reasoning = reasoning
         self.answer = answer
         self.tool_value = tool_value
+        self.tool_rounds = tool_rounds
         self.delay = delay
         self.max_queue = max_queue
         self._tok = FakeTokenizer()
@@ -179,20 +183,23 @@ class FakeEngine:
         return FakeSequence(self, request, script, cached)
 
     def _tool_call(self, prompt: str) -> str | None:
-        """A call of the best-matching offered tool, unless the last turn is a tool's result."""
+        """A call of the best-matching offered tool, unless ``tool_rounds`` tool results already
+        followed the question."""
         tools = re.search(r"<tools>\n(.*?)\n</tools>", prompt, re.DOTALL)
-        last_turn = prompt.rsplit("<|im_start|>", 2)[-2] if prompt.count("<|im_start|>") > 1 else ""
-        if tools is None or last_turn.startswith("user\n<tool_response>"):
+        if tools is None:
+            return None
+        results, question = _since_question(prompt)
+        if results >= self.tool_rounds:
             return None
         functions = [json.loads(line)["function"] for line in tools.group(1).split("\n")]
-        asked = _words(last_turn.removeprefix("user\n"))
+        asked = _words(question)
         function = max(
             functions, key=lambda f: len(asked & _words(f["name"] + " " + f.get("description", "")))
         )
         schema = function.get("parameters", {})
         properties = schema.get("properties", {})
         arguments = {
-            k: self.tool_value
+            k: " ".join(question.split()) if k == "query" else self.tool_value
             for k in schema.get("required", ())
             if properties.get(k, {}).get("type") == "string"
         }
@@ -207,6 +214,18 @@ class FakeEngine:
 
     async def aclose(self) -> None:
         return None
+
+
+def _since_question(prompt: str) -> tuple[int, str]:
+    """The tool results after the prompt's last question (a user turn that is not a tool's
+    result), and that question's text ("" when there is none)."""
+    results = 0
+    for turn in reversed(prompt.split("<|im_start|>")[1:-1]):
+        if turn.startswith("user\n<tool_response>"):
+            results += 1
+        elif turn.startswith("user\n"):
+            return results, turn.removeprefix("user\n").removesuffix("\n").removesuffix("<|im_end|>")
+    return results, ""
 
 
 def _words(text: str) -> set[str]:

@@ -128,6 +128,10 @@ class LlamaCppTokenizer:
         self._texts[token] = text
         return text
 
+    def token_bytes(self, token: int) -> bytes:
+        """``piece``, by the name the remote engine's tokenizers share (``RemoteTokenizer``)."""
+        return self.piece(token)
+
     def is_eog(self, token: int) -> bool:
         """Whether ``token`` ends generation (EOS, EOT, ``<|im_end|>`` ...)."""
         known = self._eog.get(token)

@@ -290,22 +290,19 @@ class Worker:
             return
         assert self.tokenizer is not None
         constraint: ConstraintState | None = seq.constraint
+        token = -1
         if constraint is not None and constraint.active:
             try:
-                constraint.ready(
+                if constraint.ready(
                     request, self._native_vocab(), self.tokenizer.n_vocab, self.config.penalty_last_n
-                )
-                token = constraint.sample(self._native_logits(index))
+                ):
+                    token = constraint.sample(self._native_logits(index))
             except EngineFailure as exc:
                 log.error("request %s: %s", request.request_id, exc)
                 self._fail(seq)
                 return
-        elif seq.greedy:
-            # What the greedy sampler computes (the first maximum), without copying the whole
-            # vocabulary into a candidate array first: 15 us instead of 160 us for 152k logits.
-            token = int(self._native_logits(index).argmax())
-        else:
-            token = int(llama_cpp.llama_sampler_sample(seq.sampler, self._ctx, index))
+        if token < 0:
+            token = self._free_token(seq, index)
         if self.tokenizer.is_eog(token):
             # Neither emitted nor counted (its text, <|im_end|>, is no part of the answer), and
             # not kept: the sequence either ends or, with on_end, continues from the token before.
@@ -330,6 +327,14 @@ class Worker:
             return
         if gate.armed and gate.after(token, text, seq.sampled):
             self._pause(seq)
+
+    def _free_token(self, seq: SeqState, index: int) -> int:
+        """The next token under the request's own sampling, no grammar."""
+        if seq.greedy:
+            # What the greedy sampler computes (the first maximum), without copying the whole
+            # vocabulary into a candidate array first: 15 us instead of 160 us for 152k logits.
+            return int(self._native_logits(index).argmax())
+        return int(llama_cpp.llama_sampler_sample(seq.sampler, self._ctx, index))
 
     # -- sequence transitions -------------------------------------------------------------------
 

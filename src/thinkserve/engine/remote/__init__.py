@@ -10,6 +10,7 @@
   token-id prompts and ``return_token_ids``; llama.cpp server's ``/completion`` with
   ``return_tokens``);
 - ``vocab``: the gateway's copy of the model's tokenizer (GGUF or Hugging Face files);
+- ``pieces``: token ids a server sent only the bytes of, recovered from the vocabulary;
 - ``stats``: per-upstream counters for the metrics;
 - ``settings``: the ``[engines.NAME]`` table of this kind.
 """

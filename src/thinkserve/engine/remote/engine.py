@@ -13,6 +13,8 @@ thinking budget, keys, limits, metering) works unchanged on top.
 - ``health()`` is "up" while at least one upstream takes requests, "down" with every upstream's
   reason otherwise; ``submit`` then refuses with ``NoUpstream`` (HTTP 503).
 - ``upstream_stats()`` feeds the per-upstream metrics (``monitor.upstreams``).
+- ``EngineRequest.constraint`` is not sent upstream (grammars are enforced on the llama.cpp
+  engine only): calls are parsed from whatever the model writes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aiohttp.abc import AbstractResolver
 
 from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded
 from thinkserve.engine.protocol import EngineRequest, EngineStats, Health
+from thinkserve.engine.remote.pieces import PieceIndex
 from thinkserve.engine.remote.pool import Pool
 from thinkserve.engine.remote.sequence import NoUpstream, RemoteSequence
 from thinkserve.engine.remote.settings import RemoteSettings
@@ -52,6 +55,7 @@ class RemoteEngine:
         self._served_model = settings.served_model
         self._started = False
         self._closed = False
+        self._pieces: asyncio.Future[PieceIndex] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -147,6 +151,14 @@ class RemoteEngine:
 
     def decoder(self) -> Decoder:
         return self._vocab.decoder()
+
+    async def pieces(self) -> PieceIndex:
+        if self._pieces is None:
+            tokenizer = self.tokenizer
+            build = asyncio.to_thread(PieceIndex.build, tokenizer.token_bytes, tokenizer.n_vocab)
+            self._pieces = asyncio.ensure_future(build)
+        # Shielded: a sequence cancelled while it waits leaves the index to the others.
+        return await asyncio.shield(self._pieces)
 
     def sampled(self, n: int) -> None:
         self._sampled += n

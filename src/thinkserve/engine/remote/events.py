@@ -4,7 +4,9 @@
 for all the events that the read completed: the tokens of every event in order, the last finish
 reason, the first prompt-cache count. A read holds many events whenever the server writes faster
 than the gateway reads (a busy gateway, a server that batches its writes), and then their tokens
-cross the event loop and the engine's queue together instead of one by one::
+cross the event loop and the engine's queue together instead of one by one (where the events
+count their tokens, as llama.cpp's do, the chunk keeps them as ``parts`` too, for the ids they
+withheld)::
 
     reader = EventReader(VllmWire())
     reader.feed(b'data: {"choices": [{"token_ids": [9707], ...}]}\\n\\ndata: {"choi')
@@ -99,6 +101,8 @@ class EventReader:
         tokens: list[int] = []
         finish = None
         cached: int | None = None
+        generated: int | None = None
+        parts: list[Chunk] = []
         for data in parsed:
             try:
                 if isinstance(data, _Bad):
@@ -114,7 +118,13 @@ class EventReader:
                 finish = chunk.finish
             if cached is None:
                 cached = chunk.cached_tokens
-        return Chunk(tokens, finish, cached)
+            if chunk.generated is not None:
+                generated = chunk.generated
+            parts.append(chunk)
+        if generated is None:
+            return Chunk(tokens, finish, cached)
+        # llama.cpp: an event may follow ids it withheld; its text and count tell which.
+        return Chunk(tokens, finish, cached, generated, parts=tuple(parts))
 
 
 class _Bad:

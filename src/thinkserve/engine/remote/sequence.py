@@ -11,6 +11,9 @@ list (prompt, sampled tokens, injected tokens):
   upstream's prefix cache mostly holds already;
 - a completion that ends by length before the sequence is done (the marker came before the
   budget) is followed by another from where it stopped;
+- ids a server withheld (llama.cpp sends a token ending inside a UTF-8 character only as bytes in
+  the next token's text) are recovered from those bytes (``pieces``); a whole llama.cpp answer
+  lists every id, so only its streams need this;
 - end-of-generation ids end the sequence (or pause it, ``Checkpoint.on_end``) and are neither
   emitted nor counted, as in the embedded engine;
 - the tokens of one read from the upstream go to the consumer as one run (``push_tokens``);
@@ -37,9 +40,11 @@ from thinkserve.core.errors import EngineFailure, InvalidParameter, Overloaded, 
 from thinkserve.engine.checkpoint import CheckpointState
 from thinkserve.engine.protocol import EngineFinished, EngineRequest, Paused, TokenEvent
 from thinkserve.engine.queued import QueuedSequence, TokenRun
+from thinkserve.engine.remote.pieces import PieceIndex, recover
 from thinkserve.engine.remote.pool import Pool
 from thinkserve.engine.remote.upstream import Upstream, UpstreamFailure
 from thinkserve.engine.remote.vocab import Decoder, RemoteTokenizer
+from thinkserve.engine.remote.wire import Chunk
 
 log = logging.getLogger("thinkserve.engine.remote")
 
@@ -86,6 +91,10 @@ class Host(Protocol):
     def whole_max_tokens(self) -> int: ...
 
     def decoder(self) -> Decoder: ...
+
+    async def pieces(self) -> PieceIndex:
+        """The vocabulary's pieces, for ids a server withheld (built on first use)."""
+        ...
 
     def sampled(self, n: int) -> None:
         """Count ``n`` more sampled tokens for the engine's stats."""
@@ -253,6 +262,7 @@ class RemoteSequence(QueuedSequence):
         sent = time.monotonic()
         first_token = not whole  # the first token of a whole completion comes with its last
         self._awaiting_whole = whole
+        received = 0
         upstream.in_flight += 1
         outcome = "cancelled"
         try:
@@ -262,12 +272,16 @@ class RemoteSequence(QueuedSequence):
                         self._cached = chunk.cached_tokens
                         counters.prompt_tokens += len(self._request.prompt)
                         counters.cached_tokens += chunk.cached_tokens
-                    if chunk.tokens and first_token:
+                    tokens = chunk.tokens
+                    if tokens and first_token:
                         first_token = False
                         counters.first_token.observe(time.monotonic() - sent)
-                    tokens = chunk.tokens
                     if tokens:
                         bad = _first_bad(tokens, n_vocab)
+                        # Streamed llama.cpp events: ids they sent only as bytes go before them.
+                        if bad is None and (chunk.generated or 0) > received + len(tokens):
+                            tokens = await self._withheld(chunk, received)
+                        received += len(tokens)
                         if step is None:
                             # Tokens past the end (a server ignoring max_tokens) are dropped.
                             step = self._take(tokens if bad is None else tokens[:bad])
@@ -301,6 +315,23 @@ class RemoteSequence(QueuedSequence):
             # Ended by an end-of-generation token that the server did not send back.
             return "pause_end" if self._gate.pauses_at_end() else "stop"
         return "more"
+
+    async def _withheld(self, chunk: Chunk, received: int) -> list[int]:
+        """``chunk``'s ids with those of the tokens the server sent only the bytes of, recovered
+        (``pieces``) event by event; ``received``: the ids of the completion before it."""
+        index = await self._host.pieces()
+        out: list[int] = []
+        for part in chunk.parts or (chunk,):
+            missing = (part.generated or 0) - received - len(out) - len(part.tokens)
+            if missing > 0:
+                ids = recover(index, part.text, part.tokens, missing)
+                if ids is None:
+                    raise UpstreamFailure(
+                        "protocol", f"{missing} token ids are missing before {list(part.tokens)}"
+                    )
+                out += ids
+            out += part.tokens
+        return out
 
     def _take(self, tokens: Seq[int]) -> Step | None:
         """Token ids from the upstream, pushed as one run; what to do next if the completion is

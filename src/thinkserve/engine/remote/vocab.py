@@ -1,5 +1,5 @@
 """The gateway's copy of the upstreams' tokenizer (imports core, engine.protocol, engine.llamacpp
-for GGUF files; ``tokenizers`` for Hugging Face files).
+for GGUF files; ``tokenizers`` and engine.vllm.tokenizer's byte alphabet for Hugging Face files).
 
 The upstreams take and return token ids, so the gateway renders and tokenizes prompts and
 detokenizes replies itself, with the model's own tokenizer, from one of::
@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from thinkserve.core.errors import ConfigError
 from thinkserve.engine.protocol import Tokenizer
+from thinkserve.engine.vllm.tokenizer import byte_decoder
 
 # End-of-turn texts that end generation besides the declared EOS, as llama.cpp also treats them.
 END_TEXTS = frozenset(
@@ -47,6 +48,10 @@ class RemoteTokenizer(Tokenizer, Protocol):
     def n_vocab(self) -> int: ...
 
     def is_eog(self, token: int) -> bool: ...
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes of one token, a part of a UTF-8 character included (``b"\\xe4\\xbd"``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,10 @@ class HfTokenizer:
         self._n_vocab = int(self._core.get_vocab_size(with_added_tokens=True))
         ends = {self._core.token_to_id(text) for text in (END_TEXTS & self._controls) | {eos}}
         self._eog = frozenset(t for t in (*ends, *eos_ids) if t is not None)
+        self._added = frozenset(added)
+        # GPT-2's byte-level alphabet (every byte one printable character), where the vocabulary
+        # is spelled in it: a piece is then the bytes its characters stand for.
+        self._alphabet = byte_decoder() if _byte_level(_read_json(file).get("decoder")) else None
 
     @classmethod
     def from_folder(cls, file: Path, folder: Path) -> HfTokenizer:
@@ -163,6 +172,21 @@ class HfTokenizer:
     def is_eog(self, token: int) -> bool:
         return token in self._eog
 
+    def token_bytes(self, token: int) -> bytes:
+        text = self._core.id_to_token(token)
+        if not isinstance(text, str):
+            return b""
+        if token in self._added:
+            return text.encode("utf-8")
+        alphabet = self._alphabet
+        if alphabet is not None:
+            if all(c in alphabet for c in text):
+                return bytes(alphabet[c] for c in text)
+            return text.encode("utf-8")
+        if len(text) == 6 and text.startswith("<0x") and text.endswith(">"):
+            return bytes.fromhex(text[3:5])  # SentencePiece's byte fallback
+        return text.replace("\u2581", " ").encode("utf-8")
+
     def decoder(self) -> Decoder:
         return _HfDecoder(self._core)
 
@@ -184,6 +208,16 @@ class _HfDecoder:
 
     def flush(self) -> str:
         return ""
+
+
+def _byte_level(decoder: object) -> bool:
+    """Whether tokenizer.json's ``decoder`` is (or holds) a ``ByteLevel`` one."""
+    if not isinstance(decoder, dict):
+        return False
+    if decoder.get("type") == "ByteLevel":
+        return True
+    parts = decoder.get("decoders")
+    return isinstance(parts, list) and any(_byte_level(d) for d in parts)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -29,6 +29,15 @@ class Chunk:
     server's context was reached."""
     cached_tokens: int | None = None
     """Prompt tokens the server took from its prefix cache, where it reports them."""
+    generated: int | None = None
+    """The server's count of tokens sampled so far in this completion, where a chunk tells it
+    (llama.cpp's ``tokens_predicted``): ahead of the ids received, it withheld some (``pieces``)."""
+    text: str = ""
+    """The chunk's text, where the server sends it (llama.cpp: withheld tokens' bytes included)."""
+    parts: tuple[Chunk, ...] = ()
+    """The chunks of several events read at once (``events``), where they count their tokens
+    (``generated``): ``tokens`` and ``generated`` are then the lot's, and ids withheld before any
+    of them are recovered part by part."""
 
 
 class WireError(Exception):

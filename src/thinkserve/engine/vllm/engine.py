@@ -18,6 +18,8 @@ Behaviour worth knowing:
 - End-of-generation tokens end a sequence with ``"stop"`` (or pause it, ``Checkpoint.on_end``) and
   are neither emitted nor counted, as on llama.cpp.
 - ``submit`` raises ``Overloaded`` once ``max_num_seqs + max_queue`` sequences are in flight.
+- ``EngineRequest.constraint`` is ignored: forced calls, JSON mode and the auto-mode call grammar
+  are enforced on llama.cpp only; here calls are parsed from whatever the model writes.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class Pieces(Protocol):
     def piece(self, token: int) -> bytes: ...
 
 
-def _byte_decoder() -> dict[str, int]:
+def byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest are shifted."""
     printable = [
         *range(ord("!"), ord("~") + 1),
@@ -66,7 +66,7 @@ class HfTokenizer:
         self._controls = frozenset(t.content for t in added.values() if t.special)
         decoder = json.loads(backend.to_str()).get("decoder") or {}
         self._byte_level = "ByteLevel" in json.dumps(decoder)
-        self._bytes = _byte_decoder() if self._byte_level else {}
+        self._bytes = byte_decoder() if self._byte_level else {}
         self._pieces: dict[int, bytes] = {}
         template = hf.chat_template
         if isinstance(template, dict):

@@ -30,6 +30,7 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from thinkserve.core.errors import InvalidParameter
+from thinkserve.core.patterns import any_of
 from thinkserve.core.types import Message, ToolSpec
 from thinkserve.engine.protocol import Tokenizer
 from thinkserve.thinking.parser import THINK_END, THINK_START, Splitter, TextSplitter, TokenSplitter
@@ -79,25 +80,7 @@ def _control_pattern(texts: Iterable[str]) -> re.Pattern[str] | None:
     hold hundreds of control tokens sharing a prefix (Llama 3's ``<|reserved_special_token_N|>``),
     and a flat alternation would try each of them at every ``<|`` of the text.
     """
-    trie: dict[str, Any] = {}
-    for text in texts:
-        if text:
-            node = trie
-            for ch in text:
-                node = node.setdefault(ch, {})
-            node[""] = {}  # a control text ends here
-    if not trie:
-        return None
-
-    def build(node: dict[str, Any]) -> str:
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        # Greedy: a longer control text wins over one that is its prefix.
-        return f"(?:{body})?" if "" in node else body
-
-    return re.compile(build(trie))
+    return any_of(texts)
 
 
 # Sentinels come from Supplementary Private Use Area-A, which no tokenizer gives a meaning to.

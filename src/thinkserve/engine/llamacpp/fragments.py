@@ -1,4 +1,4 @@
-"""Tokenizing a prompt by its parts, the parts remembered (pure; imports nothing of thinkserve).
+"""Tokenizing a prompt by its parts, the parts remembered (pure; imports core).
 
 llama.cpp tokenizes a text with special tokens in two steps: it cuts the text at every special
 token (``tokenizer_st_partition``: control, user-defined and unknown tokens), then tokenizes each
@@ -26,7 +26,8 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+
+from thinkserve.core.patterns import any_of
 
 MAX_PIECE = 16_384
 """Longer pieces (characters) are tokenized every time, not remembered."""
@@ -100,20 +101,4 @@ def _overlapping(texts: list[str]) -> bool:
 def _pattern(ids: Mapping[str, int]) -> re.Pattern[str] | None:
     """A regex of every special text, as a trie (no flat alternation: some vocabularies hold
     hundreds of special tokens sharing a prefix, which it would try one by one)."""
-    trie: dict[str, Any] = {}
-    for text in ids:
-        node = trie
-        for ch in text:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-    if not trie:
-        return None
-
-    def build(node: dict[str, Any]) -> str:
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return re.compile(build(trie))
+    return any_of(ids)

@@ -2,7 +2,8 @@
 one core, each in front of an instant upstream, each upstream also measured alone as the floor, all
 with the same load generator.
 
-    .venv/bin/python bench/gateway.py [--duration 10] [--warmup 2] [--concurrency 1,8,32]
+    .venv/bin/python bench/gateway.py [--duration 10] [--warmup 2] [--concurrency 1,8,32] \
+        [--before SRC [--rounds 3]]
 
 Targets, one at a time, in this order (only one gateway is up at a time: an idle one still uses CPU):
 
@@ -16,7 +17,10 @@ Targets, one at a time, in this order (only one gateway is up at a time: an idle
    lists ``--upstream``), else on its in-process scripted engine (``kind = "fake"``). The report
    names the path it measured.
 5. ``thinkserve-before`` (with ``--before SRC``): the same, from another source tree, so that a
-   change is measured against the code before it in one run, on the same machine state.
+   change is measured against the code before it in one run, on the same machine state. With
+   ``--rounds N`` the thinkserve targets and their floor are up together and take their windows in
+   turn, N each, each cell the median of its N: this VM's speed drifts over minutes, and targets
+   measured one after the other would take the drift as their difference.
 
 Both upstreams are one process (``bench/instant_upstream.py``) answering the same reply: N tokens
 (``--chunks``, default 64) of one text, one token per streamed event. The load generator
@@ -42,7 +46,8 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import gateway_report
@@ -127,34 +132,60 @@ class Bench:
         self.prompt_ids = prompt_ids
         self.rows: list[dict[str, object]] = []
 
-    def measure(self, label: str, url: str, *, api: str, model: str, key: str, watch: dict[str, int]) -> None:
+    def measure(self, target: Target) -> None:
         """The matrix (modes x concurrency) against one target."""
+        for stream in self.args.modes:
+            for c in self.args.concurrency:
+                self.rows.append(self.cell(target, stream, c))
+
+    def interleaved(self, targets: list[Target]) -> None:
+        """The matrix against several targets, their windows taken in turn (``--rounds`` of each,
+        one target after the other), each cell reported as the median of its rounds: a machine
+        whose speed drifts over minutes then moves every target alike."""
+        for stream in self.args.modes:
+            for c in self.args.concurrency:
+                rounds: dict[str, list[dict[str, object]]] = {t.label: [] for t in targets}
+                for _ in range(self.args.rounds):
+                    for target in targets:
+                        rounds[target.label].append(self.cell(target, stream, c))
+                self.rows += [gateway_report.median_row(rows) for rows in rounds.values()]
+
+    def cell(self, target: Target, stream: bool, c: int) -> dict[str, object]:
+        """One window of load at concurrency ``c`` against ``target``."""
         args = self.args
-        for stream in args.modes:
-            for c in args.concurrency:
-                cmd = [
-                    str(self.harness),
-                    str(HERE / "gateway_load.py"),
-                    f"--url={url}",
-                    f"--api={api}",
-                    f"--model={model}",
-                    f"--key={key}",
-                    f"--prompt={args.prompt}",
-                    f"--prompt-ids={','.join(map(str, self.prompt_ids))}",
-                    f"--max-tokens={args.chunks + 16}",
-                    f"-c{c}",
-                    f"--duration={args.duration}",
-                    f"--warmup={args.warmup}",
-                    f"--label={label}",
-                    *(f"--watch={name}={pid}" for name, pid in watch.items()),
-                    *(["--stream"] if stream else []),
-                ]
-                out = subprocess.run(
-                    pinned(args.harness_cpu, cmd), capture_output=True, text=True, check=True
-                )
-                row = json.loads(out.stdout)
-                print(gateway_report.one_line(row), file=sys.stderr)
-                self.rows.append(row)
+        cmd = [
+            str(self.harness),
+            str(HERE / "gateway_load.py"),
+            f"--url={target.url}",
+            f"--api={target.api}",
+            f"--model={target.model}",
+            f"--key={target.key}",
+            f"--prompt={args.prompt}",
+            f"--prompt-ids={','.join(map(str, self.prompt_ids))}",
+            f"--max-tokens={args.chunks + 16}",
+            f"-c{c}",
+            f"--duration={args.duration}",
+            f"--warmup={args.warmup}",
+            f"--label={target.label}",
+            *(f"--watch={name}={pid}" for name, pid in target.watch.items()),
+            *(["--stream"] if stream else []),
+        ]
+        out = subprocess.run(pinned(args.harness_cpu, cmd), capture_output=True, text=True, check=True)
+        row: dict[str, object] = json.loads(out.stdout)
+        print(gateway_report.one_line(row), file=sys.stderr)
+        return row
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one measured window sends its load."""
+
+    label: str
+    url: str
+    api: str
+    model: str
+    key: str
+    watch: dict[str, int]
 
 
 def thinkserve_has_upstream() -> bool:
@@ -213,6 +244,38 @@ def litellm_config(work: Path, upstream: str) -> Path:
     return config
 
 
+@contextmanager
+def thinkserve_target(
+    args: argparse.Namespace,
+    work: Path,
+    label: str,
+    src: str | None,
+    path: str,
+    upstream: str,
+    script: gateway_script.Script,
+    port: int,
+    watch_up: dict[str, int],
+) -> Iterator[Target]:
+    """A thinkserve (from ``src``, or this tree's) on ``port``, with its key: up while in use."""
+    home = work / label
+    home.mkdir()
+    tokenizer = Path(args.tokenizer).resolve()
+    config = thinkserve_config(home, path, upstream, tokenizer, script.text)
+    env = {**os.environ, "THINKSERVE_HOME": str(home)}
+    if src is not None:
+        env["PYTHONPATH"] = str(Path(src).resolve())  # that tree's sources win
+    key = create_key(config, env)
+    cmd = [sys.executable, "-m", "thinkserve", "--log-level", "warning", "serve"]
+    cmd += ["--config", str(config), "--port", str(port)]
+    with running(pinned(args.gateway_cpu, cmd), work / f"{label}.log", env) as gw:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(f"{base}/health", gw)
+        yield Target(
+            label, f"{base}/compatible-mode/v1/chat/completions", "chat", "qwen-plus", key,
+            {**watch_up, "gw": gw.pid},
+        )  # fmt: skip
+
+
 def version_of(python: Path, package: str) -> str:
     code = f"import importlib.metadata as m; print(m.version({package!r}))"
     return subprocess.run(
@@ -242,10 +305,8 @@ def run(args: argparse.Namespace) -> int:
             wait_ready(f"{upstream}/health", up)
             watch_up = {"up": up.pid}
             if "litellm" in args.targets:
-                bench.measure(
-                    "upstream-chat", f"{upstream}/v1/chat/completions", api="chat", model="instant",
-                    key="none", watch=watch_up,
-                )  # fmt: skip
+                chat = f"{upstream}/v1/chat/completions"
+                bench.measure(Target("upstream-chat", chat, "chat", "instant", "none", watch_up))
                 env = {
                     k: v
                     for k, v in os.environ.items()
@@ -261,34 +322,31 @@ def run(args: argparse.Namespace) -> int:
                 with running(pinned(args.gateway_cpu, cmd), work / "litellm.log", env) as gw:
                     base = f"http://127.0.0.1:{ll_port}/v1"
                     wait_ready(f"{base}/models", gw, LITELLM_KEY)
-                    bench.measure(
-                        "litellm", f"{base}/chat/completions", api="chat", model=LITELLM_MODEL,
-                        key=LITELLM_KEY, watch={**watch_up, "gw": gw.pid},
-                    )  # fmt: skip
+                    watch = {**watch_up, "gw": gw.pid}
+                    url = f"{base}/chat/completions"
+                    bench.measure(Target("litellm", url, "chat", LITELLM_MODEL, LITELLM_KEY, watch))
             if "thinkserve" in args.targets:
-                bench.measure(
-                    "upstream-tokens", f"{upstream}/v1/completions", api="completions", model="instant",
-                    key="none", watch=watch_up,
-                )  # fmt: skip
+                tokens = f"{upstream}/v1/completions"
+                floor = Target("upstream-tokens", tokens, "completions", "instant", "none", watch_up)
+
+                def gateway(label: str, src: str | None, port: int) -> AbstractContextManager[Target]:
+                    return thinkserve_target(args, work, label, src, path, upstream, script, port, watch_up)
+
                 trees = [("thinkserve", None)] + ([("thinkserve-before", args.before)] if args.before else [])
-                for label, src in trees:
-                    home = work / label
-                    home.mkdir()
-                    tokenizer = Path(args.tokenizer).resolve()
-                    config = thinkserve_config(home, path, upstream, tokenizer, script.text)
-                    env = {**os.environ, "THINKSERVE_HOME": str(home)}
-                    if src is not None:
-                        env["PYTHONPATH"] = str(Path(src).resolve())  # that tree's sources win
-                    key = create_key(config, env)
-                    cmd = [sys.executable, "-m", "thinkserve", "--log-level", "warning", "serve"]
-                    cmd += ["--config", str(config), "--port", str(ts_port)]
-                    with running(pinned(args.gateway_cpu, cmd), work / f"{label}.log", env) as gw:
-                        base = f"http://127.0.0.1:{ts_port}"
-                        wait_ready(f"{base}/health", gw)
-                        bench.measure(
-                            label, f"{base}/compatible-mode/v1/chat/completions", api="chat",
-                            model="qwen-plus", key=key, watch={**watch_up, "gw": gw.pid},
-                        )  # fmt: skip
+                if args.rounds > 1:
+                    # Every gateway up at once (an idle one costs little), their windows in turn.
+                    with ExitStack() as stack:
+                        ports = [ts_port] + [free_port() for _ in trees[1:]]
+                        up = [
+                            stack.enter_context(gateway(label, src, port))
+                            for (label, src), port in zip(trees, ports, strict=True)
+                        ]
+                        bench.interleaved([floor, *up])
+                else:
+                    bench.measure(floor)
+                    for label, src in trees:
+                        with gateway(label, src, ts_port) as target:
+                            bench.measure(target)
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"benchmark failed: {exc}; logs in {work}", file=sys.stderr)
         if isinstance(exc, subprocess.CalledProcessError):
@@ -319,6 +377,13 @@ def main() -> None:
     parser.add_argument("--harness-cpu", default="1")
     parser.add_argument("--no-pin", action="store_true", help="run everything unpinned")
     parser.add_argument("--litellm-spec", default="litellm[proxy]", help="e.g. 'litellm[proxy]==1.108.7'")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with N > 1, the thinkserve targets and their floor are all up at once and take N "
+        "windows each in turn, each cell the median of its N (for comparing with --before)",
+    )
     parser.add_argument("--json", default=None, help="also write the raw rows to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument(

@@ -12,6 +12,7 @@ import argparse
 import datetime
 import os
 import platform
+import statistics
 from typing import Any
 
 FLOOR = {"litellm": "upstream-chat", "thinkserve": "upstream-tokens", "thinkserve-before": "upstream-tokens"}
@@ -43,6 +44,27 @@ def machine(args: argparse.Namespace, path: str) -> dict[str, Any]:
         "duration": args.duration,
         "warmup": args.warmup,
     }
+
+
+def median_row(rows: list[Row]) -> Row:
+    """One cell from its rounds (``gateway.py --rounds``): each figure the median of its rounds,
+    requests and errors summed, and ``rounds`` how many there were."""
+    out: Row = dict(rows[0])
+    for name in rows[0]:
+        if name in ("ok", "errors"):
+            out[name] = sum(r[name] for r in rows)
+        elif name == "error_kinds":
+            kinds: dict[str, int] = {}
+            for r in rows:
+                for kind, n in r[name].items():
+                    kinds[kind] = kinds.get(kind, 0) + n
+            out[name] = kinds
+        elif name != "concurrency":
+            present = [r[name] for r in rows if r.get(name) is not None]
+            if present and all(isinstance(v, float | int) and not isinstance(v, bool) for v in present):
+                out[name] = statistics.median(present)
+    out["rounds"] = len(rows)
+    return out
 
 
 def one_line(row: Row) -> str:

@@ -76,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
         log.error("invalid configuration: %s", exc)
         return 2
     settings = _ensure_key(cli_platform.with_flags(settings, args))
-    app = create_app(settings)
+    app = create_app(settings, tune_gc=True)
     sys.stderr.write(
         f"thinkserve on http://{settings.host}:{settings.port}\n"
         f"  OpenAI-compatible: http://{settings.host}:{settings.port}/compatible-mode/v1\n"

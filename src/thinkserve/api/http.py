@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
@@ -11,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from thinkserve.core.errors import InvalidParameter, RequestTooLarge
+from thinkserve.core.ids import uuid_text
 from thinkserve.platform.columns import NAME_LENGTH
 
 WORKSPACE_HEADER = "X-DashScope-WorkSpace"
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    return uuid_text()
 
 
 def workspace_header(request: Request) -> str | None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from thinkserve.core.errors import Arrearage, RateLimited
 from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta, Searched, ToolCallDelta
+from thinkserve.core.ids import hex_id
 from thinkserve.core.types import Usage
 from thinkserve.platform.port import Administration, Admission, Gate, Principal
 
@@ -178,7 +178,7 @@ async def _record(
     principal = admission.principal
     await gate.record(
         UsageRecord(
-            id=uuid.uuid4().hex,
+            id=hex_id(),
             key_id=principal.key_id,
             workspace=principal.workspace,
             model=admission.model,

@@ -9,13 +9,13 @@ decodes in one, on the path below. Admission and metering around it are ``servic
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncGenerator, Mapping
 
 from thinkserve.catalogue import snapshots
 from thinkserve.catalogue.spec import ModelSpec
 from thinkserve.core.errors import ModelNotFound
 from thinkserve.core.events import Event
+from thinkserve.core.ids import hex_id
 from thinkserve.core.types import ChatRequest
 from thinkserve.engine.protocol import EngineRequest
 from thinkserve.service import rounds, tooling, validation
@@ -84,7 +84,7 @@ class GenerationService:
         whole = checked.requested_max or default_max
         limit = min(whole, room)
         engine_request = EngineRequest(
-            request_id=uuid.uuid4().hex,
+            request_id=hex_id(),
             prompt=prompt.tokens,
             sampling=request.sampling,
             max_tokens=limit,

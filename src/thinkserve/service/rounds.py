@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import replace
 
 from thinkserve.core.events import AnswerDelta, Event, Finished, ReasoningDelta
+from thinkserve.core.ids import hex_id
 from thinkserve.core.types import Message, ToolCall, Usage
 from thinkserve.engine.protocol import EngineRequest
 from thinkserve.service import tooling
@@ -134,7 +134,7 @@ def _continued(
         return None
     budget = max(0, plan.budget - usage.reasoning_tokens)
     request = EngineRequest(
-        request_id=uuid.uuid4().hex,
+        request_id=hex_id(),
         prompt=prompt.tokens,
         sampling=plan.request.sampling,
         max_tokens=limit,

@@ -5,7 +5,6 @@ api, core).
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -13,6 +12,7 @@ from starlette.datastructures import Headers
 from thinkserve.api.openai import convert
 from thinkserve.core.errors import ThinkserveError
 from thinkserve.core.events import AnswerDelta, Collected, Event, ReasoningDelta, Searched, ToolCallDelta
+from thinkserve.core.ids import uuid_text
 from thinkserve.core.types import ChatRequest, ThinkingDecision
 
 
@@ -60,7 +60,7 @@ class CompletionReply:
         self._thinking = thinking
         self._include_usage = include_usage
         self._request_id = request_id
-        self._id = f"chatcmpl-{uuid.uuid4()}"
+        self._id = f"chatcmpl-{uuid_text()}"
         self._created = int(time.time())
 
     def body(self, collected: Collected) -> dict[str, Any]:

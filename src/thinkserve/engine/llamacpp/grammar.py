@@ -10,6 +10,10 @@ Checking the whole vocabulary against a grammar costs more than a small model's 
 
 Both the grammar and the chain then ``accept`` the token (penalties, the grammar's stacks). Once
 the grammar is complete only end-of-generation tokens pass it, so the sequence ends there.
+
+Special tokens never pass (``LlamaCppTokenizer.special_ids``): the grammar judges a token by its
+text, and the single token ``<tool_call>`` spells text a JSON string may hold. A tiny model once
+wrote it as a location; a ``</tool_call>`` sampled there would end the call in the parser.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class ConstraintState:
     __slots__ = (
         "_all",
         "_answer",
+        "_banned",
         "_ids",
         "_off",
         "_one",
@@ -79,6 +84,7 @@ class ConstraintState:
         self._all: npt.NDArray[Any] = np.zeros(0, _TOKEN_DATA)
         self._ids: npt.NDArray[np.int32] = np.zeros(0, np.int32)
         self._one = np.zeros(1, _TOKEN_DATA)
+        self._banned: npt.NDArray[np.int32] = np.zeros(0, np.int32)
 
     def saw(self, token: int, text: str) -> None:
         """A token joined the sequence (sampled or injected): the marker, then the trigger or the
@@ -133,8 +139,16 @@ class ConstraintState:
         self._pattern = None
         self.active = True
 
-    def ready(self, request: EngineRequest, vocab: Any, n_vocab: int, penalty_last_n: int) -> bool:
-        """Build the grammar and the chain on first use; raises ``EngineFailure`` for a grammar
+    def ready(
+        self,
+        request: EngineRequest,
+        vocab: Any,
+        n_vocab: int,
+        penalty_last_n: int,
+        special_ids: tuple[int, ...] = (),
+    ) -> bool:
+        """Build the grammar and the chain on first use (``special_ids``: tokens never to draw
+        under it, ``LlamaCppTokenizer.special_ids``); raises ``EngineFailure`` for a grammar
         llama.cpp cannot parse. False (and inactive from then on) when the text after a trigger
         already breaks the grammar: the output is past saving, and the sequence goes on freely
         (the tool stage gives a malformed call back as text) rather than failing."""
@@ -146,6 +160,7 @@ class ConstraintState:
         self.grammar = grammar
         self.chain = build_sampler(request, n_vocab, penalty_last_n)
         self._ids = np.arange(n_vocab, dtype=np.int32)
+        self._banned = np.array([t for t in special_ids if 0 <= t < n_vocab], dtype=np.int32)
         self._all = np.zeros(n_vocab, _TOKEN_DATA)
         pending, self._pending = self._pending, ""
         if pending and not self._feed(vocab, pending):
@@ -179,7 +194,10 @@ class ConstraintState:
         return math.isfinite(float(one["logit"][0]))
 
     def sample(self, logits: npt.NDArray[np.float32]) -> int:
-        """The next token under the grammar (after ``ready``)."""
+        """The next token under the grammar (after ``ready``); ``logits`` is this step's row,
+        which it may change (special tokens to -inf)."""
+        if len(self._banned):
+            logits[self._banned] = -np.inf
         token = self._pick(logits, masked=False)
         if not self._allows(token):
             token = self._pick(logits, masked=True)

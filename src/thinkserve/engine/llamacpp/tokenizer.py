@@ -40,7 +40,7 @@ class LlamaCppTokenizer:
         self._chat_template = _meta_string(model, _CHAT_TEMPLATE_KEY)
         self._bos = self._special_text(int(llama_cpp.llama_vocab_bos(vocab)))
         self._eos = self._special_text(int(llama_cpp.llama_vocab_eos(vocab)))
-        self._controls, self._fragments = self._scan_specials()
+        self._controls, self._fragments, self._unspeakable = self._scan_specials()
 
     @property
     def n_vocab(self) -> int:
@@ -61,6 +61,14 @@ class LlamaCppTokenizer:
     @property
     def control_texts(self) -> frozenset[str]:
         return self._controls
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        """The special tokens (control and user-defined: ``<|im_start|>``, ``<tool_call>``,
+        ``<think>``), end-of-generation tokens left out: ids a grammar must not let through.
+        llama.cpp's grammar judges a token by its text, and ``<tool_call>`` spells text that fits
+        inside a JSON string; sampled there, it would end a tool call early in the parser."""
+        return self._unspeakable
 
     def encode(self, text: str, *, special: bool = True) -> list[int]:
         self._check_open()
@@ -148,23 +156,26 @@ class LlamaCppTokenizer:
         if self._closed.is_set():
             raise EngineFailure("the engine is closed")
 
-    def _scan_specials(self) -> tuple[frozenset[str], Fragments | None]:
+    def _scan_specials(self) -> tuple[frozenset[str], Fragments | None, tuple[int, ...]]:
         """The control texts: the tokens llama_tokenize parses only with parse_special
-        (user-defined ones such as Qwen3's <think> are parsed either way); and piece-wise
-        tokenizing at every special token, where it gives the same ids (``fragments``). One pass
-        over the vocabulary, about 0.2 s for 150k tokens, while the model loads (worker thread
-        or VocabFile's thread)."""
+        (user-defined ones such as Qwen3's <think> are parsed either way); piece-wise tokenizing
+        at every special token, where it gives the same ids (``fragments``); and ``special_ids``.
+        One pass over the vocabulary, about 0.2 s for 150k tokens, while the model loads (worker
+        thread or VocabFile's thread)."""
         control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
         special = control | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
         strips = llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP | llama_cpp.LLAMA_TOKEN_ATTR_RSTRIP
         get_attr = llama_cpp.llama_vocab_get_attr
         texts = set()
         specials: dict[str, int] = {}
+        unspeakable: list[int] = []
         stripping = undecodable = False
         for token in range(self._n_vocab):
             attr = int(get_attr(self._vocab, token))
             if not attr & special:
                 continue
+            if not self.is_eog(token):
+                unspeakable.append(token)
             stripping = stripping or bool(attr & strips)
             try:
                 text = self.piece(token).decode("utf-8")
@@ -177,7 +188,7 @@ class LlamaCppTokenizer:
         fragments = None
         if not undecodable:
             fragments = Fragments.of(specials, stripping, lambda piece: self._tokenize(piece, True))
-        return frozenset(texts), fragments
+        return frozenset(texts), fragments, tuple(unspeakable)
 
     def _special_text(self, token: int) -> str:
         if token < 0 or token >= self._n_vocab:

@@ -294,7 +294,11 @@ class Worker:
         if constraint is not None and constraint.active:
             try:
                 if constraint.ready(
-                    request, self._native_vocab(), self.tokenizer.n_vocab, self.config.penalty_last_n
+                    request,
+                    self._native_vocab(),
+                    self.tokenizer.n_vocab,
+                    self.config.penalty_last_n,
+                    self.tokenizer.special_ids,
                 ):
                     token = constraint.sample(self._native_logits(index))
             except EngineFailure as exc:

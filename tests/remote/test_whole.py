@@ -107,3 +107,24 @@ def test_a_cancel_of_a_whole_completion_that_then_fails_ends_without_failover() 
             assert scripts[B].requests == []
 
     run(body)
+
+
+def test_sequences_cancelled_before_their_task_ran_are_ended_and_answered() -> None:
+    """Submitted and cancelled in one step (a client gone before its sequence started): their tasks
+    never run, and still each is counted out and answers the cancel, at once."""
+
+    async def body() -> None:
+        script = Script()
+        async with pool({A: script}) as engine:
+            tokens = prompt(engine, "q")
+            sequences = [engine.submit(EngineRequest(f"c{i}", tokens, GREEDY, 50)) for i in range(4)]
+            for sequence in sequences:
+                sequence.cancel()
+            settled = await asyncio.wait_for(asyncio.gather(*(s.settle(5.0) for s in sequences)), 2.0)
+            assert [events[-1] for events in settled] == [EngineFinished("cancelled", len(tokens), 0, 0)] * 4
+            assert engine.snapshot().active_sequences == 0 and script.requests == []
+            # The engine takes the next request as if nothing happened.
+            done = (await drain(engine.submit(EngineRequest("n", tokens, GREEDY, 50))))[-1]
+            assert done == EngineFinished("length", len(tokens), 0, 50)  # the first prompt it saw
+
+    run(body)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from collections.abc import Sequence as Seq
-from typing import Final, overload
+from typing import Any, Final, overload
 
 from thinkserve.core.errors import ThinkserveError
 from thinkserve.engine.protocol import EngineEvent, EngineFinished, Paused, TokenEvent
@@ -217,6 +217,38 @@ class QueuedSequence:
             if isinstance(item, EngineFinished):
                 break
         return left
+
+    def _start(
+        self,
+        run: Callable[[], Coroutine[Any, Any, None]],
+        name: str,
+        prompt_tokens: int,
+        ended: Callable[[], None],
+    ) -> asyncio.Task[None]:
+        """Drive the sequence with ``run()`` in a task of its own; ``ended()`` once it is over,
+        however it ends.
+
+        A task cancelled before its first step never enters its coroutine: here it is counted
+        out all the same, and its cancel answered (``settle`` waits for that answer), for a client
+        gone before its sequence started, or several sequences cancelled at once."""
+        started = False
+
+        async def body() -> None:
+            nonlocal started
+            started = True
+            try:
+                await run()
+            finally:
+                ended()
+
+        def done(_: asyncio.Task[None]) -> None:
+            if not started:
+                ended()
+                self.push(EngineFinished("cancelled", prompt_tokens, 0, 0))
+
+        task = self._loop.create_task(body(), name=name)
+        task.add_done_callback(done)
+        return task
 
     # -- how the engine hears of it ------------------------------------------------------------
 

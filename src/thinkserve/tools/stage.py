@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from thinkserve.core.ids import hex_id
 from thinkserve.core.types import FinishReason, ToolCall
 from thinkserve.thinking.parser import Segment
 from thinkserve.tools.formats import HERMES, CallFormat, partial
@@ -52,7 +52,7 @@ class ToolPiece:
 
 def new_call_id() -> str:
     """``call_`` and 22 hex digits, the shape of Model Studio's ids (``call_6596dafa2a6a46f7a217da``)."""
-    return "call_" + uuid.uuid4().hex[:22]
+    return "call_" + hex_id()[:22]
 
 
 class ToolCallStage:

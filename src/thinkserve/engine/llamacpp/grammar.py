@@ -160,7 +160,7 @@ class ConstraintState:
         self.grammar = grammar
         self.chain = build_sampler(request, n_vocab, penalty_last_n)
         self._ids = np.arange(n_vocab, dtype=np.int32)
-        self._banned = np.array([t for t in special_ids if 0 <= t < n_vocab], dtype=np.int32)
+        self._banned = np.array(special_ids, dtype=np.int32)
         self._all = np.zeros(n_vocab, _TOKEN_DATA)
         pending, self._pending = self._pending, ""
         if pending and not self._feed(vocab, pending):

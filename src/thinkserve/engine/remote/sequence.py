@@ -125,9 +125,9 @@ class RemoteSequence(QueuedSequence):
         """Chosen by ``submit`` (which raises ``NoUpstream`` when none is up); used once."""
         self._awaiting_whole = False
         """A whole completion is on its way: a cancel lets it come (``_send_cancel``)."""
-        self._ran = False
-        self._task = self.loop.create_task(self._run(), name=f"remote-{request.request_id}")
-        self._task.add_done_callback(self._never_ran)
+        self._task = self._start(
+            self._run, f"remote-{request.request_id}", len(request.prompt), lambda: host.ended(self)
+        )
 
     # -- QueuedSequence ------------------------------------------------------------------------
 
@@ -147,15 +147,7 @@ class RemoteSequence(QueuedSequence):
 
     # -- the task ------------------------------------------------------------------------------
 
-    def _never_ran(self, task: asyncio.Task[None]) -> None:
-        """A task cancelled before its first step never enters ``_run``: end it here, and answer
-        the cancel (a client gone before its sequence started, or several cancelled at once)."""
-        if not self._ran:
-            self.push(EngineFinished("cancelled", len(self._request.prompt), 0, 0))
-            self._host.ended(self)
-
     async def _run(self) -> None:
-        self._ran = True
         try:
             await self._generate()
         except asyncio.CancelledError:
@@ -167,8 +159,6 @@ class RemoteSequence(QueuedSequence):
         except Exception:
             log.exception("remote sequence %s failed", self._request.request_id)
             self.push(EngineFailure(FAILED + "."))
-        finally:
-            self._host.ended(self)
 
     async def _generate(self) -> None:
         request, gate = self._request, self._gate

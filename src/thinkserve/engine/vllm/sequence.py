@@ -88,9 +88,9 @@ class VllmSequence(QueuedSequence):
         self._counters = counters
         self._resumes: asyncio.Queue[list[int]] = asyncio.Queue()
         counters.active += 1
-        self._ran = False
-        self._task = loop.create_task(self._run(), name=f"vllm-{request.request_id}")
-        self._task.add_done_callback(self._never_ran)
+        self._task = self._start(
+            self._run, f"vllm-{request.request_id}", len(request.prompt), self._count_out
+        )
 
     @property
     def request(self) -> EngineRequest:
@@ -113,15 +113,10 @@ class VllmSequence(QueuedSequence):
             except RuntimeError:
                 pass  # The loop is closed: the task went with it.
 
-    def _never_ran(self, task: asyncio.Task[None]) -> None:
-        """A task cancelled before its first step never enters ``_run``: count it out and answer
-        the cancel here (a client gone before its sequence started, or several cancelled at once)."""
-        if not self._ran:
-            self._counters.active -= 1
-            self.push(EngineFinished("cancelled", len(self._request.prompt), 0, 0))
+    def _count_out(self) -> None:
+        self._counters.active -= 1
 
     async def _run(self) -> None:
-        self._ran = True
         try:
             await self._drive()
         except asyncio.CancelledError:
@@ -133,8 +128,6 @@ class VllmSequence(QueuedSequence):
         except Exception:
             log.exception("vLLM sequence %s failed", self._request.request_id)
             self.push(EngineFailure(GENERIC_FAILURE))
-        finally:
-            self._counters.active -= 1
 
     async def _drive(self) -> None:
         request = self._request

@@ -16,7 +16,12 @@ NODE_DIR = Path(__file__).parent.parent / "node"
 
 
 def run_node_example(
-    live: LiveServer, model: str, script: str = "seed_stream.mjs", *, timeout: float = 120
+    live: LiveServer,
+    model: str,
+    script: str = "seed_stream.mjs",
+    *,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> list[dict[str, object]]:
     if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "openai").exists():
         pytest.skip("Node.js or tests/node/node_modules missing: run `make install-dev`")
@@ -25,6 +30,7 @@ def run_node_example(
         "DASHSCOPE_API_KEY": API_KEY,
         "THINKSERVE_BASE_URL": live.openai_base,
         "THINKSERVE_MODEL": model,
+        **(env or {}),
     }
     out = subprocess.run(
         ["node", script], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=timeout

@@ -3,12 +3,19 @@
 //
 // Env: THINKSERVE_URL, ADMIN_KEY, OUT (a JSON file), SHOTS (a folder for screenshots),
 // CHROMIUM (default /usr/bin/chromium). Any failed step throws: the exit status is non-zero.
+//
+// The browser reaches the server through a pass-through proxy (``pacedProxy``) that can slow
+// event streams down, so that a stream of the tiny model, which is over in well under a second,
+// can be seen while it runs.
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
+import http from "node:http";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { chromium } from "playwright-core";
 
-const BASE = process.env.THINKSERVE_URL;
+let BASE = process.env.THINKSERVE_URL;
+const PACE_MS = 150;
 const ADMIN_KEY = process.env.ADMIN_KEY;
 const SHOTS = process.env.SHOTS;
 const BUDGET = 24;
@@ -24,6 +31,50 @@ function watchRequests(context) {
   });
   // Anything the page logs as an error is a failure of the console.
   context.on("weberror", (error) => out.pageErrors.push(String(error.error())));
+}
+
+// Forwards every request to the server unchanged; while ``pace.slow`` is set, the events of a
+// text/event-stream response go on one at a time, PACE_MS apart. Chromium's own network
+// throttling cannot do this: it lets bytes through in bursts of about 1.5 kB, and the playground's
+// answer once arrived in the same burst as the stream's end, so the page went from reasoning
+// straight to done.
+async function pacedProxy(target) {
+  const upstream = new URL(target);
+  const pace = { slow: false };
+  const proxy = http.createServer((req, res) => {
+    const forward = http.request(
+      { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        if (!String(answer.headers["content-type"]).startsWith("text/event-stream")) {
+          answer.pipe(res);
+          return;
+        }
+        answer.setEncoding("utf8");
+        let pending = "";
+        let sent = Promise.resolve();
+        answer.on("data", (text) => {
+          const events = (pending + text).split("\n\n");
+          pending = events.pop();
+          for (const event of events) {
+            sent = sent.then(async () => {
+              if (pace.slow) await sleep(PACE_MS);
+              res.write(event + "\n\n");
+            });
+          }
+        });
+        answer.on("end", () => {
+          sent = sent.then(() => res.end(pending));
+        });
+      },
+    );
+    forward.on("error", (error) => res.destroy(error));
+    // A page that stops reading (the playground's Stop) closes the server's stream too.
+    res.on("close", () => res.writableFinished || forward.destroy());
+    req.pipe(forward);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${proxy.address().port}`, pace, close: () => proxy.close() };
 }
 
 async function logIn(page, key) {
@@ -55,7 +106,7 @@ async function stats(turn) {
   return values;
 }
 
-async function playground(page, cdp, requests) {
+async function playground(page, pace, requests) {
   await page.waitForFunction(() => [...document.querySelectorAll("#play-model option")].some((o) => o.value === "qwen-plus"));
   await page.selectOption("#play-model", "qwen-plus");
   // qwen-plus is hybrid and off by default: switch thinking on and limit its budget.
@@ -67,32 +118,22 @@ async function playground(page, cdp, requests) {
   assert.equal(await page.getAttribute("#play-budget-range", "max"), "81920");
   // The catalogue's rules of the model are on the page.
   out.rules = (await page.locator(".rules").textContent()).trim();
-  // Slow the network so that the stream can be seen while it runs (the tiny model is fast).
-  await cdp.send("Network.emulateNetworkConditions", {
-    offline: false,
-    latency: 0,
-    downloadThroughput: 1500,
-    uploadThroughput: -1,
-  });
-  // A question whose answer is a sentence: it must still be streaming once 3 characters are in.
+  // Slow the stream so that it can be seen while it runs (the tiny model is fast).
+  pace.slow = true;
+  // A question whose answer is a sentence of a few tokens: each comes PACE_MS after the one before.
   await page.fill("#play-input", "Tell me about the moon.");
   await page.keyboard.press("Control+Enter");
   const turn = page.locator(".turn").nth(0);
   await page.waitForSelector(".turn .reasoning-text:not(:empty)");
   // Mid-stream: the reasoning pane is filled and the answer has begun (the network is slow).
   await page.waitForFunction(
-    () => document.querySelector(".turn[data-phase='answer'] .answer")?.textContent.length >= 3,
+    () => document.querySelector(".turn[data-phase='answer'] .answer")?.textContent.trim().length > 0,
     null,
     { timeout: 120_000, polling: "raf" },
   );
   assert.ok((await turn.locator(".reasoning-text").textContent()).length > 0);
   await page.screenshot({ path: join(SHOTS, "console-playground.png") });
-  await cdp.send("Network.emulateNetworkConditions", {
-    offline: false,
-    latency: 0,
-    downloadThroughput: -1,
-    uploadThroughput: -1,
-  });
+  pace.slow = false;
   await page.waitForSelector(".turn[data-phase='done'] .stats", { timeout: 120_000 });
   const first = {
     reasoning: await turn.locator(".reasoning-text").textContent(),
@@ -178,6 +219,12 @@ async function keys(page, browser) {
   await page.fill("#key-concurrency", "2");
   await page.fill("#key-quota_tokens", "1000");
   await page.fill("#key-spend_limit", "5");
+  // What was typed survives the page rendering again (the key list arriving did once wipe the
+  // workspace): toggling the list's filter renders the form again.
+  await page.click("#keys-show-revoked");
+  await page.click("#keys-show-revoked");
+  assert.equal(await page.inputValue("#key-workspace"), "ws-browser");
+  assert.equal(await page.inputValue("#key-rpm"), "60");
   await page.click("#key-create-submit");
   const secret = await (await page.waitForSelector("#new-key-secret")).inputValue();
   assert.match(secret, /^sk-/);
@@ -284,6 +331,8 @@ async function chinese(browser) {
 
 async function main() {
   out.pageErrors = [];
+  const proxy = await pacedProxy(BASE);
+  BASE = proxy.url;
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--lang=en-US"],
@@ -299,7 +348,6 @@ async function main() {
     page.on("request", (r) => {
       if (r.url().endsWith("/chat/completions")) requests.push(JSON.parse(r.postData()));
     });
-    const cdp = await context.newCDPSession(page);
     // A wrong key is refused at the door, and nothing is kept.
     await page.goto(`${BASE}/console`);
     await page.fill("#login-key", "sk-not-a-key");
@@ -312,7 +360,7 @@ async function main() {
     await logIn(page, ADMIN_KEY);
     out.kept = await page.evaluate(() => ({ session: Object.keys(sessionStorage), local: localStorage.length }));
     out.navAdmin = await page.locator("#nav a[data-page]:visible").allTextContents();
-    await playground(page, cdp, requests);
+    await playground(page, proxy.pace, requests);
     await rendering(browser);
     await keys(page, browser);
     await usage(page);
@@ -321,6 +369,7 @@ async function main() {
     await context.close();
   } finally {
     await browser.close();
+    proxy.close();
     await writeFile(process.env.OUT, JSON.stringify(out, null, 2));
   }
 }

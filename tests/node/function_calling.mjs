@@ -1,6 +1,8 @@
 // Model Studio's function-calling example (Node.js, streamed, thinking on): the weather tool is
 // called, its result fed back, and the final answer read. baseURL and the model come from the
-// environment. Prints one JSON line per turn, which the pytest side checks.
+// environment, and so does a temperature where a test pins one (THINKSERVE_TEMPERATURE: a small
+// model sampled at the default decides to call or not by chance). Prints one JSON line per turn,
+// which the pytest side checks.
 import OpenAI from "openai";
 import process from 'process';
 
@@ -43,6 +45,7 @@ async function turn(messages) {
         tools,
         enable_thinking: true,
         stream: true,
+        ...(process.env.THINKSERVE_TEMPERATURE ? { temperature: Number(process.env.THINKSERVE_TEMPERATURE) } : {}),
     });
     let reasoning = '';
     let content = '';

@@ -93,7 +93,7 @@ def test_cancelled_or_unprepared_requests_are_forgotten_at_admission() -> None:
     assert ids(b.sched.by_channel.values()) == ["full"]
 
 
-def test_drop_frees_a_sequence_wherever_it_is() -> None:
+def test_drop_ends_a_sequence_wherever_it_is_and_keeps_its_cells() -> None:
     b = Bench(n_seq=1)
     running, queued = b.submit([1, 2, 3], "running"), b.submit([4], "queued")
     b.sched.admit()
@@ -102,8 +102,9 @@ def test_drop_frees_a_sequence_wherever_it_is() -> None:
     assert not b.sched.waiting and b.hooks.dequeued_count == 2
     b.sched.drop(running)
     assert not b.sched.active and running.slot is None
-    assert (0, 0) in b.cells.removed  # a cancelled sequence leaves no cache
-    assert b.pool.slots[0].cached == []
+    # What was evaluated stays as an idle cache, for the continuation a canceller usually sends.
+    assert (0, 0) not in b.cells.removed
+    assert b.pool.slots[0].cached == [1, 2, 3] and b.pool.slots[0].owner is None
     assert b.hooks.discarded == ["queued", "running"]
 
 

@@ -81,7 +81,9 @@ function CreateForm({ me, onCreated }) {
         </div>
         <div class="field">
           <label for="key-workspace">{t("keys.col.workspace")}</label>
-          <input id="key-workspace" name="workspace" maxLength={200} value={me.workspace ?? ""} readOnly={!!me.workspace} />
+          {/* defaultValue, not value: a controlled "" would wipe what an admin typed whenever the
+              page renders again (the key list arriving, say). A workspace key's own is fixed. */}
+          <input id="key-workspace" name="workspace" maxLength={200} defaultValue={me.workspace ?? ""} readOnly={!!me.workspace} />
         </div>
         {COUNTS.map((name) => (
           <div class="field" key={name}>
@@ -199,7 +201,7 @@ export function Keys({ me }) {
       />
       {error && <p class="error" role="alert">{error}</p>}
       <label class="switch">
-        <input type="checkbox" checked={showRevoked} onChange={(e) => setShowRevoked(e.currentTarget.checked)} />
+        <input type="checkbox" id="keys-show-revoked" checked={showRevoked} onChange={(e) => setShowRevoked(e.currentTarget.checked)} />
         <span>{t("keys.show_revoked")}</span>
       </label>
       <div class="table-wrap" tabindex="0" role="region" aria-label={t("keys.list")}>

@@ -14,7 +14,8 @@ Behaviour worth knowing:
   "down" (with the reason) when the model failed to load or the worker crashed, and "stopped"
   once closed.
 - A finished sequence leaves its KV cells in its slot; a later prompt that shares a prefix with
-  them reuses them (``EngineFinished.cached_tokens``). Cancelled sequences free their cells.
+  them reuses them (``EngineFinished.cached_tokens``). A cancelled sequence leaves the cells it
+  had evaluated too; only a failed one frees them.
 - End-of-generation tokens end a sequence with ``"stop"`` (or pause it, with
   ``Checkpoint.on_end``); they are neither emitted as ``TokenEvent`` nor counted in
   ``sampled_tokens``: their text (``<|im_end|>``) is no part of the answer.

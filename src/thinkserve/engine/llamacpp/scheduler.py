@@ -160,9 +160,11 @@ class Scheduler:
         self.forget(seq)
 
     def drop(self, seq: SeqState) -> None:
-        """Cancel: free everything wherever the sequence is."""
+        """Cancel, wherever the sequence is. A running sequence's evaluated cells stay as an idle
+        cache, as a finished one's do: the usual canceller is a caller that has read enough (a
+        complete tool call), and its next prompt continues this one."""
         if seq.slot is not None:
-            self.release(seq, keep_cache=False)
+            self.release(seq, keep_cache=True)
         elif seq in self.waiting:
             self.waiting.remove(seq)
             self._hooks.dequeued()

@@ -13,7 +13,7 @@ import pytest
 
 from thinkserve.catalogue.spec import load_catalogue
 from thinkserve.core.events import Searched, fold
-from thinkserve.core.types import ChatRequest, Message, SearchOptions, ToolSpec
+from thinkserve.core.types import ChatRequest, Message, SearchOptions, ToolChoice, ToolSpec
 from thinkserve.engine.llamacpp.engine import LlamaCppEngine
 from thinkserve.engine.protocol import Constraint
 from thinkserve.service.generation import GenerationService, Runtime
@@ -75,3 +75,37 @@ def test_a_forced_first_call_runs_the_loop(engine: LlamaCppEngine) -> None:
     assert usage.prompt_tokens > 2 * len(plan.prompt.tokens)
     assert usage.cached_tokens > 0
     assert collected.finished.reason in ("stop", "length")
+
+
+def test_a_response_cut_at_its_call_reports_the_cached_prompt(engine: LlamaCppEngine) -> None:
+    """A forced call ends the response when the call is complete, before the engine ends the
+    sequence: the engine's answer to the cancel still says how much of the prompt it reused, and
+    the same question asked again reuses all of it but the last token."""
+    runtime = Runtime(engine, ChatFormat(engine.tokenizer))
+    service = GenerationService(load_catalogue(), {"default": runtime})
+    weather = ToolSpec(
+        "get_weather",
+        "The weather in a city.",
+        '{"properties": {"city": {"maxLength": 16, "type": "string"}}, "required": ["city"], '
+        '"type": "object"}',
+    )
+    request = ChatRequest(
+        model="qwen-plus",
+        messages=(Message("user", "What is the weather in Oslo today, and tomorrow?"),),
+        stream=True,
+        enable_thinking=False,
+        max_tokens=60,
+        tools=(weather,),
+        tool_choice=ToolChoice("required", "get_weather"),
+    )
+
+    def ask() -> tuple[str, int, int]:
+        plan = service.render(service.check(request))
+        collected = asyncio.run(fold(service.stream(plan)))
+        (call,) = collected.tool_calls
+        assert call.name == "get_weather" and collected.finished.reason == "tool_calls"
+        return call.arguments, collected.finished.usage.cached_tokens, len(plan.prompt.tokens)
+
+    ask()
+    _, cached, prompt = ask()
+    assert cached == prompt - 1

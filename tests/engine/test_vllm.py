@@ -224,6 +224,19 @@ def test_cached_tokens_are_vllms_count_of_its_prefix_cache(engine: VllmEngine, l
     # the same prompt again: all of it but the block holding its last token
     assert finish(second, "c3").cached_tokens == (len(second.tokens) - 1) // block * block
 
+    async def cut() -> list[EngineEvent]:
+        # Cancelled after its first token (as a response cut at a complete call is): the answer
+        # to the cancel carries the count too.
+        sequence = engine.submit(EngineRequest("c4", second.tokens, GREEDY, 200))
+        async for _ in sequence:
+            break
+        return list(await sequence.settle(30.0))
+
+    # (its own end, should the model stop before the cancel lands, carries the same count)
+    answer = loop.run(cut())[-1]
+    assert isinstance(answer, EngineFinished)
+    assert answer.cached_tokens == (len(second.tokens) - 1) // block * block
+
 
 def test_cancel_aborts_and_frees_the_sequence(engine: VllmEngine, loop: Loop) -> None:
     async def body() -> int:

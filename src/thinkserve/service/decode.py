@@ -8,6 +8,10 @@ earlier rounds' usage.
 The engine's events are taken in the runs it delivered them in (``engine.queued.Run``). For a
 non-streaming request, the deltas of one run are merged (one per channel in a row): the fold gets
 the same text with a step per run instead of one per token.
+
+A response the pipeline ends before the engine does (a complete tool call, a stop string) is cut:
+its sequence is cancelled, and ``Finished`` waits (up to ``CUT_S``) for the engine's answer, which
+carries the cached prompt tokens; the tokens sampled past the cut are not counted.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ SETTLE_S = 30.0
 """How long a cancelled generation waits for its engine to answer the cancel (``settle``). The
 answer takes one decode step; the bound only matters for an engine that stopped answering, which
 the engine process's watchdog (or its crash) ends sooner. A starved machine can take seconds."""
+
+CUT_S = 2.0
+"""How long a response the pipeline ended (a complete call, a stop string) waits for the engine's
+answer to the cancel, which says how much of the prompt came from the cache. Past it the response
+ends with 0 cached tokens rather than keep the caller waiting."""
 
 
 def pipeline(
@@ -59,6 +68,7 @@ async def decode(plan: Plan, decoding: DecodePipeline, request: EngineRequest) -
     progress = plan.progress
     reason: FinishReason | None = None
     cached = 0
+    cut = False  # the pipeline ended the response before the engine did
     try:
         async for run in _runs(sequence):
             if bare and isinstance(run, TokenRun):
@@ -79,7 +89,7 @@ async def decode(plan: Plan, decoding: DecodePipeline, request: EngineRequest) -
                         for out in events:
                             yield out
                     if decoding.ended is not None:
-                        reason = decoding.ended
+                        reason, cut = decoding.ended, True
                         break
                 elif isinstance(event, Paused):
                     sequence.resume(plan.runtime.budget.resume_tokens(event))
@@ -91,6 +101,7 @@ async def decode(plan: Plan, decoding: DecodePipeline, request: EngineRequest) -
                 yield out
             if decoding.ended is not None:
                 break
+        cached = await _cached_when_cut(sequence) if cut else cached
         for out in decoding.finish(cached):
             yield out
         yield Finished(decoding.reason(reason or "stop"), decoding.usage(cached), plan.thinking)
@@ -100,6 +111,18 @@ async def decode(plan: Plan, decoding: DecodePipeline, request: EngineRequest) -
             # Closed early (the client went away, or an error): without suspending here (the
             # task may be cancelled), count what the engine sampled before the cancel landed.
             plan.progress.settling = asyncio.ensure_future(settle(sequence, decoding, plan.progress))
+
+
+async def _cached_when_cut(sequence: Sequence) -> int:
+    """The cached prompt tokens of a sequence the pipeline ended before the engine did, from the
+    engine's answer to the cancel (or its own end, if that came first). The tokens it sampled past
+    the cut are not the response's and are not counted."""
+    try:
+        left = await sequence.settle(CUT_S)
+    except Exception:
+        log.exception("settling a cut sequence failed")
+        return 0
+    return next((e.cached_tokens for e in left if isinstance(e, EngineFinished)), 0)
 
 
 async def settle(sequence: Sequence, pipeline: DecodePipeline, progress: Progress) -> Usage:

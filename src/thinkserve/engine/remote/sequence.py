@@ -153,7 +153,8 @@ class RemoteSequence(QueuedSequence):
         except asyncio.CancelledError:
             # The answer to the cancel (``settle`` waits for it): the tokens the upstream streamed
             # were pushed as they came; closing the stream stops the upstream's generation.
-            self.push(EngineFinished("cancelled", len(self._request.prompt), 0, self._sampled))
+            cached = self._cached or 0  # known only if the upstream reported it before the cut
+            self.push(EngineFinished("cancelled", len(self._request.prompt), cached, self._sampled))
         except ThinkserveError as exc:
             self.push(exc)
         except Exception:

@@ -87,6 +87,8 @@ class VllmSequence(QueuedSequence):
         self._context = context_length
         self._counters = counters
         self._resumes: asyncio.Queue[list[int]] = asyncio.Queue()
+        self._cached = 0
+        """vLLM's count of the prompt tokens its prefix cache held (its first output's)."""
         counters.active += 1
         self._task = self._start(
             self._run, f"vllm-{request.request_id}", len(request.prompt), self._count_out
@@ -122,7 +124,7 @@ class VllmSequence(QueuedSequence):
         except asyncio.CancelledError:
             # The answer to the cancel (``settle`` waits for it): every token vLLM returned was
             # pushed already; what it had not returned yet was aborted with the request.
-            self.push(EngineFinished("cancelled", len(self._request.prompt), 0, 0))
+            self.push(EngineFinished("cancelled", len(self._request.prompt), self._cached, 0))
         except ThinkserveError as exc:
             self.push(exc)
         except Exception:
@@ -149,7 +151,7 @@ class VllmSequence(QueuedSequence):
             self._counters.requests += 1
             async for step in self._generate(tokens, cap, f"{request.request_id}-{part}", request):
                 if part == 0:
-                    cached = step.cached_tokens
+                    cached = self._cached = step.cached_tokens
                 for token in step.tokens:
                     sampled += 1
                     tokens.append(token)

@@ -65,17 +65,16 @@ def loop() -> Iterator[Loop]:
         lp.close()
 
 
+def tiny_settings(name: str, **sizes: Any) -> VllmSettings:
+    """The tiny model's HF export on the CPU, in float32, without graph capture; ``sizes``: the
+    rest of the engine's settings."""
+    return VllmSettings(name, model=str(HF_MODEL), dtype="float32", enforce_eager=True, **sizes)
+
+
 @pytest.fixture(scope="module")
 def engine(loop: Loop) -> Iterator[VllmEngine]:
-    settings = VllmSettings(
-        "test",
-        model=str(HF_MODEL),
-        dtype="float32",
-        enforce_eager=True,
-        max_model_len=4096,
-        max_num_seqs=4,
-        max_queue=2,
-        kv_cache_memory_bytes=128 << 20,
+    settings = tiny_settings(
+        "test", max_model_len=4096, max_num_seqs=4, max_queue=2, kv_cache_memory_bytes=128 << 20
     )
     eng = VllmEngine(settings, str(HF_MODEL))
     loop.run(eng.start())
@@ -287,11 +286,8 @@ def test_tensor_parallel_2_is_vllms_and_writes_the_same_tokens(
     if len(cores) < 2:
         pytest.skip("tensor parallel 2 needs two cores, one per vLLM worker")
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}|{cores[1]}")
-    settings = VllmSettings(
+    settings = tiny_settings(
         "tp2",
-        model=str(HF_MODEL),
-        dtype="float32",
-        enforce_eager=True,
         max_model_len=2048,
         max_num_seqs=2,
         max_queue=2,

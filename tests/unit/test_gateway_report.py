@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench_module import load_bench
 
 
 def _report() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gateway_report", BENCH / "gateway_report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("gateway_report")
 
 
 def _row(

@@ -5,24 +5,19 @@ be the one a real ``vllm serve`` sends."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import httpx
 import orjson
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench_module import load_bench
+
 SCRIPT = [(9707, "Hello"), (0, "!"), (358, " I"), (1079, " am"), (151645, "")]
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("instant_upstream", BENCH / "instant_upstream.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("instant_upstream")
 
 
 def _post(path: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:

@@ -40,7 +40,7 @@ class LlamaCppTokenizer:
         self._chat_template = _meta_string(model, _CHAT_TEMPLATE_KEY)
         self._bos = self._special_text(int(llama_cpp.llama_vocab_bos(vocab)))
         self._eos = self._special_text(int(llama_cpp.llama_vocab_eos(vocab)))
-        self._controls, self._fragments, self._unspeakable = self._scan_specials()
+        self._controls, self._fragments, self._special_ids = self._scan_specials()
 
     @property
     def n_vocab(self) -> int:
@@ -68,7 +68,7 @@ class LlamaCppTokenizer:
         ``<think>``), end-of-generation tokens left out: ids a grammar must not let through.
         llama.cpp's grammar judges a token by its text, and ``<tool_call>`` spells text that fits
         inside a JSON string; sampled there, it would end a tool call early in the parser."""
-        return self._unspeakable
+        return self._special_ids
 
     def encode(self, text: str, *, special: bool = True) -> list[int]:
         self._check_open()
@@ -168,14 +168,14 @@ class LlamaCppTokenizer:
         get_attr = llama_cpp.llama_vocab_get_attr
         texts = set()
         specials: dict[str, int] = {}
-        unspeakable: list[int] = []
+        special_ids: list[int] = []
         stripping = undecodable = False
         for token in range(self._n_vocab):
             attr = int(get_attr(self._vocab, token))
             if not attr & special:
                 continue
             if not self.is_eog(token):
-                unspeakable.append(token)
+                special_ids.append(token)
             stripping = stripping or bool(attr & strips)
             try:
                 text = self.piece(token).decode("utf-8")
@@ -188,7 +188,7 @@ class LlamaCppTokenizer:
         fragments = None
         if not undecodable:
             fragments = Fragments.of(specials, stripping, lambda piece: self._tokenize(piece, True))
-        return frozenset(texts), fragments, tuple(unspeakable)
+        return frozenset(texts), fragments, tuple(special_ids)
 
     def _special_text(self, token: int) -> str:
         if token < 0 or token >= self._n_vocab:

@@ -136,7 +136,7 @@ class VllmSequence(QueuedSequence):
         tokens = list(request.prompt)
         state = CheckpointState(request.checkpoint)
         decoder = StreamDecoder(self._tokenizer)
-        sampled = cached = part = 0
+        sampled = part = 0
         end: Literal["stop", "length"] | None = None
         while True:
             if state.due(sampled):
@@ -151,7 +151,7 @@ class VllmSequence(QueuedSequence):
             self._counters.requests += 1
             async for step in self._generate(tokens, cap, f"{request.request_id}-{part}", request):
                 if part == 0:
-                    cached = self._cached = step.cached_tokens
+                    self._cached = step.cached_tokens
                 for token in step.tokens:
                     sampled += 1
                     tokens.append(token)
@@ -171,7 +171,7 @@ class VllmSequence(QueuedSequence):
                 end = "length"
                 break
             # Cut at the checkpoint: pause at the top of the loop if still armed, else go on.
-        self.push(EngineFinished(end or "stop", len(request.prompt), cached, sampled))
+        self.push(EngineFinished(end or "stop", len(request.prompt), self._cached, sampled))
 
     async def _pause(
         self, tokens: list[int], state: CheckpointState, decoder: StreamDecoder, *, at_end: bool
